@@ -1,0 +1,37 @@
+"""Choose and open a backend from what the user gave: ``--etcd-servers`` or a data dir.
+
+Like kine, a backend is picked by URL scheme: ``http://`` is etcd (a comma-separated list
+of members), ``sqlite://`` or a plain path is the embedded store.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minikube_py.storage.etcd import EtcdStore
+from minikube_py.storage.interface import Store
+from minikube_py.storage.sqlite import CompactionPolicy, SQLiteStore
+
+DB_FILE = "state.db"
+
+
+async def open_store(
+    *,
+    data_dir: Path | None = None,
+    etcd_servers: str | None = None,
+    compaction: CompactionPolicy | None = None,
+) -> Store:
+    """etcd when servers are given, else ``<data_dir>/state.db``."""
+    if etcd_servers:
+        return await EtcdStore.open(etcd_servers)
+    if data_dir is None:
+        data_dir = Path("~/.minikube-py").expanduser()
+    return await SQLiteStore.open(data_dir / DB_FILE, compaction)
+
+
+async def open_url(url: str) -> Store:
+    """``http://h:p[,...]`` for etcd, ``sqlite:///path/to/file.db`` or a path for SQLite."""
+    if url.startswith("http://"):
+        return await EtcdStore.open(url)
+    path = url.removeprefix("sqlite://")
+    return await SQLiteStore.open(Path(path).expanduser())
