@@ -162,9 +162,7 @@ class EtcdStore:
         request = rpc.TxnRequest(compare=[compare], success=[success], failure=[failure])
 
         async def run(client: aetcd.Client) -> Any:
-            return await client.kvstub.Txn(
-                request, timeout=self._timeout, metadata=LEADER_METADATA
-            )
+            return await client.kvstub.Txn(request, timeout=self._timeout, metadata=LEADER_METADATA)
 
         return await self._call(run)
 
@@ -222,9 +220,7 @@ class EtcdStore:
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
-        answer = await self._txn(
-            self._compare_mod(key, expected_revision), put, self._get_op(key)
-        )
+        answer = await self._txn(self._compare_mod(key, expected_revision), put, self._get_op(key))
         if answer.succeeded:
             return int(answer.header.revision)
         current = self._current(answer)
@@ -432,4 +428,3 @@ class EtcdWatch:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-

@@ -6,6 +6,7 @@ of members), ``sqlite://`` or a plain path is the embedded store.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from minikube_py.storage.etcd import EtcdStore
@@ -24,14 +25,19 @@ async def open_store(
     """etcd when servers are given, else ``<data_dir>/state.db``."""
     if etcd_servers:
         return await EtcdStore.open(etcd_servers)
-    if data_dir is None:
-        data_dir = Path("~/.minikube-py").expanduser()
-    return await SQLiteStore.open(data_dir / DB_FILE, compaction)
+    return await SQLiteStore.open((data_dir or default_data_dir()) / DB_FILE, compaction)
 
 
 async def open_url(url: str) -> Store:
     """``http://h:p[,...]`` for etcd, ``sqlite:///path/to/file.db`` or a path for SQLite."""
     if url.startswith("http://"):
         return await EtcdStore.open(url)
-    path = url.removeprefix("sqlite://")
-    return await SQLiteStore.open(Path(path).expanduser())
+    return await SQLiteStore.open(_expand(url.removeprefix("sqlite://")))
+
+
+def default_data_dir() -> Path:
+    return _expand("~/.minikube-py")
+
+
+def _expand(path: str) -> Path:
+    return Path(os.path.expanduser(path))

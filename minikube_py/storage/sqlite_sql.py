@@ -53,9 +53,7 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     WAL lets readers run beside the single writer; ``synchronous=FULL`` fsyncs the WAL at
     every commit, so an acknowledged write survives power loss, not just a process crash.
     """
-    conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=30.0
-    )
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -41,25 +40,22 @@ class EtcdMember:
 
     def start(self, binary: str, initial_cluster: str, state: str = "new") -> None:
         log = open(self.data_dir.with_suffix(".log"), "ab")  # noqa: SIM115 - owned by the process
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--name", self.name,
-                "--data-dir", str(self.data_dir),
-                "--listen-client-urls", self.client_url,
-                "--advertise-client-urls", self.client_url,
-                "--listen-peer-urls", self.peer_url,
-                "--initial-advertise-peer-urls", self.peer_url,
-                "--initial-cluster", initial_cluster,
-                "--initial-cluster-state", state,
-                "--initial-cluster-token", "minikube-py-test",
-                "--heartbeat-interval", "50",
-                "--election-timeout", "500",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "ETCD_UNSUPPORTED_ARCH": os.environ.get("ETCD_UNSUPPORTED_ARCH", "")},
-        )
+        flags = {
+            "name": self.name,
+            "data-dir": str(self.data_dir),
+            "listen-client-urls": self.client_url,
+            "advertise-client-urls": self.client_url,
+            "listen-peer-urls": self.peer_url,
+            "initial-advertise-peer-urls": self.peer_url,
+            "initial-cluster": initial_cluster,
+            "initial-cluster-state": state,
+            "initial-cluster-token": "minikube-py-test",
+            # Fast elections keep the fail-over tests short.
+            "heartbeat-interval": "50",
+            "election-timeout": "500",
+        }
+        args = [binary, *(f"--{name}={value}" for name, value in flags.items())]
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def healthy(self) -> bool:
