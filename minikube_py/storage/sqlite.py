@@ -108,6 +108,13 @@ class _Writer(threading.Thread):
         self.last_sample = time.monotonic()
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # a bug here must not leave callers waiting forever
+            log.exception("sqlite writer stopped", error=str(exc))
+            self.store.loop.call_soon_threadsafe(self.store.writer_died, exc)
+
+    def _loop(self) -> None:
         while True:
             timeout = 0.0 if self.compacting else self.store.policy.tick_seconds
             try:
@@ -143,7 +150,7 @@ class _Writer(threading.Thread):
             for write in batch:
                 self._apply(write)
             self.conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the whole batch fails; the writer lives on
             log.error("sqlite commit failed", error=str(exc), batch=len(batch))
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
@@ -290,6 +297,21 @@ class SQLiteStore:
                 write.future.set_exception(write.result)
             else:
                 write.future.set_result(write.result)
+
+    def writer_died(self, exc: BaseException) -> None:
+        """On the loop: refuse further work and fail whatever is still queued."""
+        self._closed = True
+        failure = StoreUnavailable(f"the SQLite writer stopped: {exc}")
+        assert self._writer is not None
+        while True:
+            try:
+                item = self._writer.queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Write) and not item.future.done():
+                item.future.set_exception(failure)
+        if self._hub is not None:
+            self._hub.close()
 
     def compacted_to(self, revision: int) -> None:
         assert self._hub is not None
