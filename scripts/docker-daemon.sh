@@ -5,7 +5,8 @@
 #         record nothing. Otherwise run dockerd in the background (own session, so Ctrl-C in the
 #         caller's terminal does not reach it), log and pid file in <repo>/.run/, and wait until
 #         it answers. Storage driver: overlay2, falling back to vfs where overlay2 fails (e.g.
-#         /var/lib/docker on overlayfs); DOCKERD_STORAGE_DRIVER overrides the choice.
+#         /var/lib/docker on overlayfs); the one that worked is tried first next time (no
+#         failed attempt per start); DOCKERD_STORAGE_DRIVER overrides the choice.
 # stop:   stop only a daemon this script started (its pid file), and wait for it to exit.
 # status: whether a daemon answers, and who started it. Exit 0 if one answers, else 1.
 #
@@ -18,6 +19,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 run_dir=$repo/.run
 pid_file=$run_dir/dockerd.pid # written (and removed on clean exit) by dockerd itself
 log_file=$run_dir/dockerd.log
+driver_file=$run_dir/dockerd.storage-driver # the driver that worked last time
 start_timeout=${DOCKERD_START_TIMEOUT:-60}
 stop_timeout=${DOCKERD_STOP_TIMEOUT:-60}
 
@@ -90,23 +92,31 @@ cmd_start() {
     mkdir -p "$run_dir"
     rm -f "$pid_file" # stale: its process is gone (our_pid said so)
     : >"$log_file"
-    local driver t0=$SECONDS
-    for driver in ${DOCKERD_STORAGE_DRIVER:-overlay2 vfs}; do
+    local driver drivers=(overlay2 vfs) tried=" " remember=1
+    if [[ -n ${DOCKERD_STORAGE_DRIVER:-} ]]; then # a one-off choice: not remembered
+        read -ra drivers <<<"$DOCKERD_STORAGE_DRIVER"
+        remember=0
+    elif [[ -r $driver_file ]]; then
+        drivers=("$(<"$driver_file")" "${drivers[@]}")
+    fi
+    for driver in "${drivers[@]}"; do
+        [[ $tried == *" $driver "* ]] && continue
+        tried+="$driver "
         echo "=== $(date -Is) dockerd --storage-driver $driver" >>"$log_file"
         setsid dockerd --storage-driver "$driver" --pidfile "$pid_file" \
             </dev/null >>"$log_file" 2>&1 &
         pid=$!
         if wait_answer "$pid"; then
-            echo "docker-daemon: started dockerd $pid (storage driver $driver) in" \
-                "$((SECONDS - t0))s; log $log_file"
+            ((remember == 0)) || echo "$driver" >"$driver_file"
+            echo "docker-daemon: started dockerd $pid (storage driver $driver); log $log_file"
             return 0
         fi
         stop_pid "$pid"
         rm -f "$pid_file"
         echo "docker-daemon: dockerd did not come up with storage driver $driver" >&2
     done
-    echo "docker-daemon: last lines of $log_file:" >&2
-    tail -n 25 "$log_file" >&2
+    echo "docker-daemon: last lines of $log_file (without gRPC chatter):" >&2
+    grep -v 'module=grpc' "$log_file" | tail -n 20 >&2
     exit 1
 }
 
@@ -124,10 +134,9 @@ cmd_stop() {
         fi
         return 0
     fi
-    local t0=$SECONDS
     stop_pid "$pid"
     rm -f "$pid_file"
-    echo "docker-daemon: stopped dockerd $pid in $((SECONDS - t0))s"
+    echo "docker-daemon: stopped dockerd $pid"
 }
 
 cmd_status() {

@@ -21,6 +21,13 @@ die() {
     exit 1
 }
 
+is_static() { # the rootfs gets this one file, no shared libraries
+    local out
+    [[ -x $1 ]] || return 1
+    out=$(LC_ALL=C ldd "$1" 2>&1) || true # ldd fails on a static binary: that is the answer
+    [[ $out == *"not a dynamic executable"* || $out == *"statically linked"* ]]
+}
+
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
 try_pull() {
@@ -64,7 +71,7 @@ build_pause() {
 
 build_busybox() {
     local bb=/bin/busybox root applet path
-    [[ -x $bb ]] && LC_ALL=C ldd "$bb" 2>&1 | grep -qE 'not a dynamic executable|statically linked' ||
+    is_static "$bb" ||
         die "$bb is missing or not static (Debian: busybox-static): run scripts/setup-system.sh"
     workdir
     root=$tmp/busybox
@@ -73,23 +80,26 @@ build_busybox() {
     chmod 700 "$root/root"
     cp "$bb" "$root/bin/busybox"
     # Every applet in /bin, as upstream's busybox image (PATH finds them all there) ...
-    for applet in $("$bb" --list); do
+    while read -r applet; do # (read, not a word list: `[` and `[[` are applets)
         [[ $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
-    done
+    done < <("$bb" --list)
     # ... and also at its usual place (usr/bin/env, sbin/ifconfig, ...) for absolute paths.
     while read -r path; do
         [[ $path == */* && $path != bin/* ]] || continue
         ln -s /bin/busybox "$root/$path"
     done < <("$bb" --list-full)
+    # Known gap of Debian's 1.35 build (no FEATURE_WGET_TIMEOUT): `wget -T N` segfaults;
+    # use `timeout N wget ...` in test pods instead.
     printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' \
         'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' >"$root/etc/passwd"
     printf '%s\n' 'root:x:0:' 'nobody:x:65534:' >"$root/etc/group"
     import_rootfs "$root" "$busybox_image" --change 'CMD ["sh"]' --change "ENV PATH=$default_path"
-    echo "images: built $busybox_image from $bb ($("$bb" | head -n 1 | cut -d' ' -f2))"
+    echo "images: built $busybox_image from $bb" \
+        "($("$bb" 2>&1 | sed -n '1s/^BusyBox \(v[^ ]*\).*/\1/p'))"
 }
 
 command -v docker >/dev/null || die "no docker CLI: run scripts/setup-system.sh"
-docker version >/dev/null 2>&1 || die "no Docker daemon answers: run scripts/docker-daemon.sh start"
+timeout 10 docker version >/dev/null 2>&1 || die "no Docker daemon answers: run scripts/docker-daemon.sh start"
 
 if ! have_image "$pause_image"; then
     try_pull "$pause_image" || build_pause

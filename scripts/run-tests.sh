@@ -13,6 +13,7 @@ cd "$repo"
 }
 
 started=0
+# shellcheck disable=SC2317 # (shellcheck 0.9 does not see that the EXIT trap calls it)
 cleanup() {
     if ((started)); then
         scripts/docker-daemon.sh stop || echo "run-tests: warning: dockerd did not stop" >&2

@@ -20,7 +20,10 @@ need() { # need PACKAGE WHAT
 has() { command -v "$1" >/dev/null 2>&1; }
 
 static_binary() { # the pause and busybox images copy it into a rootfs without libraries
-    [[ -x $1 ]] && LC_ALL=C ldd "$1" 2>&1 | grep -qE 'not a dynamic executable|statically linked'
+    local out
+    [[ -x $1 ]] || return 1
+    out=$(LC_ALL=C ldd "$1" 2>&1) || true # ldd fails on a static binary: that is the answer
+    [[ $out == *"not a dynamic executable"* || $out == *"statically linked"* ]]
 }
 
 static_libc() { # gcc -static needs libc.a; gcc answers a bare "libc.a" when it has none
