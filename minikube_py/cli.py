@@ -1,13 +1,43 @@
-"""Command line: ``minikube-py <command>``. Commands are added as components land."""
+"""Command line: ``minikube-py <command>``. Each command builds a config and runs a component.
+
+Start-up failures a user can fix (port taken, store unreachable, data dir locked) are
+reported as one clear line and exit status 1, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from minikube_py import __version__
 from minikube_py import logging as mlogging
+from minikube_py.config import APIServerConfig, StoreConfig
+from minikube_py.signals import until_signalled
+from minikube_py.storage.factory import default_data_dir
+from minikube_py.storage.interface import StoreError
+
+
+def _add_store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="embedded SQLite store directory"
+    )
+    parser.add_argument(
+        "--etcd-servers", default="", help="etcd members, e.g. http://127.0.0.1:2379[,...]"
+    )
+
+
+def _add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
+    _add_store_flags(parser)
+    parser.add_argument("--insecure-port", "--port", dest="port", type=int, default=8080)
+    parser.add_argument("--bind-address", "--insecure-bind-address", default="127.0.0.1")
+    parser.add_argument("--allow-insecure-remote", action="store_true")
+    parser.add_argument("--service-cluster-ip-range", default="10.0.0.0/16")
+    parser.add_argument("--service-node-port-range", default="30000-32767")
+    # Accepted for compatibility with the seed's kube-apiserver invocation.
+    parser.add_argument("--disable-admission-plugins", default="", help=argparse.SUPPRESS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,7 +48,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=mlogging.LEVELS, default="info")
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.add_parser("version", help="print the version")
+    _add_apiserver_flags(commands.add_parser("apiserver", help="run the API server"))
     return parser
+
+
+def _apiserver_config(args: argparse.Namespace) -> APIServerConfig:
+    config = APIServerConfig(
+        store=StoreConfig(args.data_dir or default_data_dir(), args.etcd_servers),
+        bind_address=args.bind_address,
+        port=args.port,
+        allow_insecure_remote=args.allow_insecure_remote,
+        service_cluster_ip_range=args.service_cluster_ip_range,
+        service_node_port_range=args.service_node_port_range,
+    )
+    config.check()
+    return config
+
+
+def _fail(message: str) -> int:
+    print(f"minikube-py: {message}", file=sys.stderr)
+    return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,5 +77,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"minikube-py {__version__}")
         return 0
+    if args.command == "apiserver":
+        from minikube_py.apiserver import server
+
+        try:
+            config = _apiserver_config(args)
+            asyncio.run(until_signalled(server.run(config)))
+        except KeyboardInterrupt:
+            return 0
+        except Exception as exc:
+            return _fail(_start_failure(_root(exc), args))
+        return 0
     parser.print_help(sys.stderr)
     return 2
+
+
+def _root(exc: BaseException) -> BaseException:
+    """The first real cause inside (nested) TaskGroup exception groups."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _start_failure(exc: BaseException, args: argparse.Namespace) -> str:
+    """One line a person can act on; unexpected errors re-raise with their traceback."""
+    if isinstance(exc, OSError) and exc.errno == 98:
+        return (
+            f"port {args.port} on {args.bind_address} is already in use; stop what uses it"
+            " or pass --port"
+        )
+    if isinstance(exc, StoreError | ValueError | OSError):
+        return str(exc)
+    raise exc

@@ -1,0 +1,1 @@
+"""Pure helpers with no I/O: objects, selectors, patches, names."""
