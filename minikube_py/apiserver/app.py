@@ -18,6 +18,7 @@ from aiohttp import web
 from minikube_py import __version__, errors
 from minikube_py.apiserver import discovery, negotiation
 from minikube_py.apiserver.handlers import ResourceHandlers
+from minikube_py.apiserver.openapi import OpenAPI
 from minikube_py.apiserver.paths import DiscoveryPath, parse
 from minikube_py.meta.objects import Clock, Obj
 from minikube_py.registry.registries import Registries
@@ -85,13 +86,29 @@ class APIServer:
         self.app = web.Application(
             middlewares=[status_errors], client_max_size=negotiation.MAX_BODY
         )
+        self.openapi = OpenAPI(self.catalog)
         self.app.router.add_get("/version", self._version)
+        self.app.router.add_get("/openapi/v3", self._openapi_root)
+        self.app.router.add_get("/openapi/v3/{path:.+}", self._openapi_document)
         for probe in ("/healthz", "/livez", "/readyz"):
             self.app.router.add_get(probe, self._health)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response(version_info())
+
+    async def _openapi_root(self, request: web.Request) -> web.Response:
+        return web.json_response(self.openapi.root())
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        body = self.openapi.documents.get(request.match_info["path"])
+        if body is None:
+            raise errors.NotFound("the server could not find the requested resource")
+        return web.Response(
+            body=body,
+            content_type="application/json",
+            headers={"Cache-Control": "public, immutable"} if request.query.get("hash") else {},
+        )
 
     async def _health(self, request: web.Request) -> web.Response:
         if request.path == "/readyz" and not self.registries.cache.ready.is_set():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 
 from minikube_py import errors
@@ -27,7 +29,5 @@ async def ensure_system_objects(registries: Registries, port: int) -> None:
         },
         "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
     }
-    try:
+    with contextlib.suppress(errors.AlreadyExists):
         await registries.by_kind("", "Service").registry.create("default", service)
-    except errors.AlreadyExists:
-        pass

@@ -8,7 +8,8 @@ from minikube_py import errors
 from minikube_py.meta.jsonpatch import apply_json_patch
 from minikube_py.meta.mergepatch import apply_merge_patch
 from minikube_py.meta.objects import Obj
-from minikube_py.meta.patch import PatchError
+from minikube_py.meta.patch import PatchError, kind_type_name
+from minikube_py.meta.strategic import strategic_merge
 from minikube_py.registry.resource import ResourceInfo
 
 SUPPORTED = (
@@ -19,9 +20,7 @@ SUPPORTED = (
 
 
 def _strategic(current: Obj, patch: Any, info: ResourceInfo) -> Any:
-    from minikube_py.meta import strategic
-
-    return strategic.strategic_merge(current, patch, strategic.type_name(info.group, info.kind))
+    return strategic_merge(current, patch, kind_type_name(info.api_version, info.kind))
 
 
 def apply(flavour: str, current: Obj, patch: Any, info: ResourceInfo) -> Obj:
@@ -41,17 +40,19 @@ def apply(flavour: str, current: Obj, patch: Any, info: ResourceInfo) -> Obj:
     except PatchError as exc:
         raise _translate(exc) from None
     if not isinstance(result, dict):
-        raise errors.BadRequest("the patch did not produce an object")
+        failure = errors.APIError("the server rejected our request due to an error in our request")
+        failure.code, failure.reason = 422, "Invalid"
+        raise failure
     return result
 
 
+class _PatchFailure(errors.APIError):
+    """A patch error carrying kube's own code and reason (500 comes with an empty reason)."""
+
+    def __init__(self, exc: PatchError) -> None:
+        super().__init__(exc.status_message)
+        self.code, self.reason = exc.code, exc.reason
+
+
 def _translate(exc: PatchError) -> errors.APIError:
-    classes: dict[int, type[errors.APIError]] = {
-        400: errors.BadRequest,
-        413: errors.RequestEntityTooLarge,
-    }
-    if exc.code == 422:
-        error: errors.APIError = errors.APIError(exc.status_message)
-        error.code, error.reason = 422, "Invalid"
-        return error
-    return classes.get(exc.code, errors.InternalError)(exc.status_message)
+    return _PatchFailure(exc)

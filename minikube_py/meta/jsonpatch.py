@@ -4,7 +4,8 @@ kube uses evanphx/json-patch v4, whose behaviour differs from the RFC in ways cl
 so we follow the library, not the RFC:
 
 - ``replace`` of a missing object member adds it; ``copy`` from a missing member copies null;
-  ``add`` without ``value`` adds null; ``test`` of a missing member passes when value is null.
+  ``add`` without ``value`` adds null; ``test`` of a missing member passes when value is null
+  (``test`` without ``value`` panics in Go, a 500; we compare with null).
 - Array indexes go through Go's ``strconv.Atoi`` (``+1`` and ``01`` are accepted) and may be
   negative, counting from the end, for add and remove; ``-`` appends on add only.
 - A path is split on ``/`` and its first segment ignored, so ``""`` is a missing path and
@@ -13,13 +14,16 @@ so we follow the library, not the RFC:
 
 Error texts follow the library's (``testing value /x failed: test failed``, ``add operation does
 not apply: doc is missing path: "/x": missing value``). Decode errors are 400, failures to apply
-422 and more than :data:`MAX_OPERATIONS` operations 413 (see :mod:`minikube_py.meta.patch`).
+422 (including ``copy`` growth past :data:`MAX_COPY_BYTES`, as kube-apiserver arms the library)
+and more than :data:`MAX_OPERATIONS` operations 413 (see :mod:`minikube_py.meta.patch`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from minikube_py.meta.patch import (
@@ -33,6 +37,8 @@ from minikube_py.meta.patch import (
 
 MAX_OPERATIONS = 10_000
 """kube-apiserver's ``maxJSONPatchOperations``."""
+MAX_COPY_BYTES = 3 * 1024 * 1024
+"""kube-apiserver's default ``JSONPatchMaxCopyBytes``: how much ``copy`` may grow a document."""
 
 _MISSING = "missing value"
 _INVALID_INDEX = "invalid index referenced"
@@ -47,12 +53,34 @@ class _OpError(Exception):
     """A failure inside one operation; the operation wraps it in its own context."""
 
 
-def apply_json_patch(document: Any, patch: Any) -> Any:
-    """Apply the decoded JSON patch ``patch`` to ``document`` and return a new document."""
+@dataclass
+class _CopyBudget:
+    """The bytes ``copy`` operations may still add, so a few doubling copies cannot explode."""
+
+    limit: int
+    used: int = 0
+
+    def spend(self, value: Any) -> None:
+        if value is not None:  # the library copies a null node for free
+            encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            self.used += len(encoded.encode())
+        if 0 < self.limit < self.used:
+            raise PatchError(
+                "Unable to complete the copy, the accumulated size increase of copy is "
+                f"{self.used}, exceeding the limit {self.limit}"
+            )
+
+
+def apply_json_patch(document: Any, patch: Any, *, max_copy_bytes: int = MAX_COPY_BYTES) -> Any:
+    """Apply the decoded JSON patch ``patch`` to ``document`` and return a new document.
+
+    ``max_copy_bytes`` caps the growth ``copy`` operations may cause (0: no cap).
+    """
     operations = _decode(patch)
     result = copy_json(document)
+    budget = _CopyBudget(max_copy_bytes)
     for operation in operations:
-        result = _apply_operation(result, operation)
+        _apply_operation(result, operation, budget)
     return result
 
 
@@ -77,13 +105,15 @@ def _unmarshal_message(value: Any, go_type: str) -> str:
     return f"json: cannot unmarshal {json_kind(value)} into Go value of type {go_type}"
 
 
-def _apply_operation(document: Any, operation: dict[str, Any]) -> Any:
+def _apply_operation(document: Any, operation: dict[str, Any], budget: _CopyBudget) -> None:
     kind = operation.get("op")
+    if kind == "copy":
+        _op_copy(document, operation, budget)
+        return
     handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
     if handler is None:
         raise PatchError(f"Unexpected kind: {kind if isinstance(kind, str) else 'unknown'}")
     handler(document, operation)
-    return document
 
 
 # -- pointers --------------------------------------------------------------------------------
@@ -193,7 +223,8 @@ def _op_add(document: Any, operation: dict[str, Any]) -> None:
     container, key = _require(
         document, path, f'add operation does not apply: doc is missing path: "{path}"'
     )
-    _wrap(lambda: _add(container, key, operation.get("value")), f"error in add for path: '{path}'")
+    value = copy_json(operation.get("value"))  # the result must not share the patch's objects
+    _wrap(lambda: _add(container, key, value), f"error in add for path: '{path}'")
 
 
 def _op_remove(document: Any, operation: dict[str, Any]) -> None:
@@ -214,7 +245,7 @@ def _op_replace(document: Any, operation: dict[str, Any]) -> None:
         raise PatchError(
             f"replace operation does not apply: doc is missing key: {path}: {_MISSING}"
         ) from None
-    _set(container, key, operation.get("value"))
+    _set(container, key, copy_json(operation.get("value")))
 
 
 def _op_move(document: Any, operation: dict[str, Any]) -> None:
@@ -229,7 +260,7 @@ def _op_move(document: Any, operation: dict[str, Any]) -> None:
     _wrap(lambda: _add(target, target_key, value), f"error in move for path: '{path}'")
 
 
-def _op_copy(document: Any, operation: dict[str, Any]) -> None:
+def _op_copy(document: Any, operation: dict[str, Any], budget: _CopyBudget) -> None:
     source = _decoded(operation, "from", "copy operation failed to decode from")
     where = f"copy operation does not apply: doc is missing from path: {source}"
     container, key = _require(document, source, where)
@@ -237,6 +268,7 @@ def _op_copy(document: Any, operation: dict[str, Any]) -> None:
     path = _decoded(operation, "path", "copy operation failed to decode path", keep_cause=False)
     where = f"copy operation does not apply: doc is missing destination path: {path}"
     target, target_key = _require(document, path, where)
+    budget.spend(value)
     copied = copy_json(value)
     _wrap(lambda: _add(target, target_key, copied), "error while adding value during copy")
 
@@ -256,7 +288,6 @@ _HANDLERS: dict[str, Callable[[Any, dict[str, Any]], None]] = {
     "remove": _op_remove,
     "replace": _op_replace,
     "move": _op_move,
-    "copy": _op_copy,
     "test": _op_test,
 }
 

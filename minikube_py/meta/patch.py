@@ -1,10 +1,11 @@
-"""What the three PATCH flavours share: the error they raise and strict JSON comparisons.
+"""What the three PATCH flavours share: the error they raise, strict JSON helpers, and the
+strategic merge schema (data: which lists merge, and by which key).
 
 The flavours live beside this module: ``jsonpatch`` (RFC 6902), ``mergepatch`` (RFC 7386) and
-``strategic`` (Kubernetes strategic merge patch, whose schema table :data:`SCHEMA` is data kept
-here so the engine module stays small). All are
-pure functions over decoded JSON (dict, list, str, int, float, bool, None) that never mutate
-their inputs and never share structure with them, so the result can be edited freely.
+``strategic`` (Kubernetes strategic merge patch; its :data:`SCHEMA` is kept here, as data, so
+the engine stays small). All are pure functions over decoded JSON (dict, list, str, int, float,
+bool, None) that never mutate their inputs nor share structure with them: the result is the
+caller's to edit.
 
 HTTP mapping, as kube-apiserver 1.32 does it
 (``staging/src/k8s.io/apiserver/pkg/endpoints/handlers/patch.go``: ``applyJSPatch``,
@@ -17,11 +18,12 @@ HTTP mapping, as kube-apiserver 1.32 does it
   (``$retainKeys``, ``$setElementOrder``, ``$deleteFromPrimitiveList``).
 - 413 RequestEntityTooLarge, ``message`` = "Request entity too large: " + the error text: a JSON
   patch of more than 10,000 operations.
-- 422 Invalid: a JSON patch that decodes but does not apply (a failed ``test``, a missing path)
-  and a strategic patch with a list of lists. kube builds these with NewGenericServerResponse, so
-  the body says only "the server rejected our request due to an error in our request" with
-  empty ``details`` (kubectl prints "The request is invalid: ..."); the real reason is dropped,
-  which is why :attr:`PatchError.message` keeps it for our logs.
+- 422 Invalid: a JSON patch that decodes but does not apply (a failed ``test``, a missing path,
+  ``copy`` operations growing the document by more than 3 MiB) and a strategic patch with a
+  list of lists. kube builds these with NewGenericServerResponse, so the body says only "the
+  server rejected our request due to an error in our request" with empty ``details`` (kubectl
+  prints "The request is invalid: ..."); the real reason is dropped, which is why
+  :attr:`PatchError.message` keeps it for our logs.
 - 500 with an empty ``reason``, ``message`` = the error text: every other strategic merge error
   (missing merge key, ``$patch: merge``, mixed element types, ...). kube returns these as plain Go
   errors, which ErrorToAPIStatus turns into an unexplained 500.
@@ -313,6 +315,14 @@ SCHEMA: dict[str, dict[str, FieldStrategy]] = {
 ``patchMergeKey`` tags of k8s.io/api 1.32 (the same data the OpenAPI document publishes as
 ``x-kubernetes-patch-strategy`` / ``x-kubernetes-patch-merge-key``). Only fields that need more
 than the defaults are listed, plus the fields that lead to them."""
+
+_DEFAULT = FieldStrategy()
+
+
+def field_strategy(type_name: str | None, field: str) -> FieldStrategy:
+    """The :data:`SCHEMA` entry for ``field`` of ``type_name``, or the defaults."""
+    return SCHEMA.get(type_name or "", {}).get(field, _DEFAULT)
+
 
 _GROUP_PACKAGES = {
     "apiextensions.k8s.io": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions",

@@ -18,8 +18,12 @@ unknown type or field gets the defaults (maps merge, lists replace). The server 
 - Merged lists put patch elements the server does not have yet in front of server-only ones
   (kube's mergeSortedSlice does), e.g. finalizers ``[x, y]`` + ``[z]`` gives ``[z, x, y]``.
 
-Values taken whole from the patch (a new key, a replaced list or map) lose their ``null``
-members and any directive, as kube's decoding into Go structs would make them do.
+Values taken whole from the patch (a new key, a new list element, a replaced list or map) lose
+their ``null`` members and directive keys. kube leaves some of these in the merged map and lets
+decoding into Go structs drop them, which ends the same, except for a ``$patch`` element inside
+such a value: kube would decode it into a plain element, we drop it. Where kube's code panics on
+a malformed patch (``$setElementOrder`` for a list without merge key, null list elements) we
+raise a 500 :class:`~minikube_py.meta.patch.PatchError` instead.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from minikube_py.meta.patch import (
     BAD_REQUEST,
     INTERNAL,
     INVALID,
-    SCHEMA,
     FieldStrategy,
     PatchError,
     copy_json,
+    field_strategy,
     go_repr,
     go_type_name,
     json_equal,
@@ -48,7 +52,6 @@ RETAIN_KEYS = "$retainKeys"
 SET_ORDER = "$setElementOrder"
 DELETE_FROM = "$deleteFromPrimitiveList"
 
-_DEFAULT = FieldStrategy()
 _DROP: Any = object()
 """What :func:`_clean` returns for a value that is itself a directive and must vanish."""
 
@@ -65,11 +68,6 @@ def strategic_merge(original: Map, patch: Any, type_name: str | None) -> Map:
         message = f"json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
         raise PatchError(message, code=BAD_REQUEST)
     return _merge_map(copy_json(original), patch, type_name)
-
-
-def field_strategy(type_name: str | None, field: str) -> FieldStrategy:
-    """The schema entry for ``field`` of ``type_name``, or the defaults."""
-    return SCHEMA.get(type_name or "", {}).get(field, _DEFAULT)
 
 
 # -- maps ----------------------------------------------------------------------------------
@@ -215,7 +213,8 @@ def _merge_primitives(current: list[Any], patch: list[Any], *, deleting: bool) -
 
 
 def _element_kind(*lists: list[Any]) -> str:
-    """ "map" or "scalar"; like ``sliceElementType``, refuse lists of lists and mixed lists."""
+    """Whether the elements are maps or scalars; like Go's ``sliceElementType``, refuse lists
+    of lists and lists whose elements differ in type (``int64`` and ``float64`` included)."""
     kinds = {go_type_name(item) for items in lists for item in items}
     first = next(item for items in lists for item in items)
     if isinstance(first, list):
@@ -344,10 +343,8 @@ def _interleave(
     result: list[Any] = []
     left, right = list(server_only), list(chosen)
     while left and right:
-        here, there = (
-            positions.get(_identity(left[0], key)),
-            positions.get(_identity(right[0], key)),
-        )
+        here = positions.get(_identity(left[0], key))
+        there = positions.get(_identity(right[0], key))
         take_left = here is not None and there is not None and here < there
         result.append(left.pop(0) if take_left else right.pop(0))
     return result + left + right
@@ -399,20 +396,21 @@ def _check_order(changes: list[Any], order: list[Any], key: str) -> None:
     """``validatePatchWithSetOrderList``: patch elements must appear in ``order``, in order."""
     if not order or not changes:
         return
+    kept = changes
     if key:
         for item in changes:
             _require_map(item)
-        changes = [item for item in changes if item.get(PATCH) != "delete"]
+        kept = [item for item in changes if item.get(PATCH) != "delete"]
     same = _same_merge_key(key)
     index = position = 0
-    while index < len(changes) and position < len(order):
-        if isinstance(changes[index], dict) and PATCH in changes[index]:
+    while index < len(kept) and position < len(order):
+        if isinstance(kept[index], dict) and PATCH in kept[index]:
             index += 1  # a list-level directive needs no place in the order
             continue
-        if same(changes[index], order[position]):
+        if same(kept[index], order[position]):
             index += 1
         position += 1
-    if index < len(changes):
+    if index < len(kept):
         message = (
             f"The order in patch list:\n{go_repr(changes)}\n doesn't match "
             f"{SET_ORDER} list:\n{go_repr(order)}\n"

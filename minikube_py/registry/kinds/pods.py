@@ -104,7 +104,7 @@ class Pods(ObjectStrategy):
         Column("Status", description="The aggregate status of the containers in this pod."),
         Column(
             "Restarts",
-            description="The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            description="The number of times the containers in this pod have been restarted.",
         ),
         AGE,
         Column("IP", priority=1, description="IP address allocated to the pod."),

@@ -87,9 +87,9 @@ class Services(ObjectStrategy):
         old_ports = {(p.get("port"), p.get("protocol")): p for p in before.get("ports") or []}
         for port in spec.get("ports") or []:
             previous = old_ports.get((port.get("port"), port.get("protocol")))
-            if previous and not port.get("nodePort") and previous.get("nodePort"):
-                if spec.get("type") in ("NodePort", "LoadBalancer"):
-                    port["nodePort"] = previous["nodePort"]
+            keeps = spec.get("type") in ("NodePort", "LoadBalancer")
+            if keeps and previous and not port.get("nodePort") and previous.get("nodePort"):
+                port["nodePort"] = previous["nodePort"]
 
     def initial_status(self, obj: Obj) -> None:
         obj["status"] = {"loadBalancer": {}}

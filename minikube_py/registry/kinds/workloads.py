@@ -133,12 +133,12 @@ class Deployments(WorkloadStrategy):
         Column(
             "Up-to-date",
             "integer",
-            description="Total number of non-terminated pods targeted by this deployment that have the desired template spec.",
+            description="Pods of this deployment that have the desired template spec.",
         ),
         Column(
             "Available",
             "integer",
-            description="Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
+            description="Pods of this deployment ready for at least minReadySeconds.",
         ),
         AGE,
         Column("Containers", priority=1, description="Names of each container in the template."),

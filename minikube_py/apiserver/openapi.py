@@ -1,0 +1,151 @@
+"""OpenAPI v3 documents: enough for kubectl to hand validation to the server.
+
+kubectl 1.32 reads ``/openapi/v3``, then each group-version document; when the PATCH
+operation of a kind takes a ``fieldValidation`` parameter it sends
+``fieldValidation=Strict`` and trusts the server to check fields, instead of fetching
+the protobuf OpenAPI v2 document for client-side validation. Schemas come from
+``schemas`` (per kind, when known) so ``kubectl explain`` has something to show.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import orjson
+
+from minikube_py.meta.objects import Obj
+from minikube_py.registry.catalog import Catalog
+from minikube_py.registry.resource import ResourceInfo
+
+SchemaSource = Callable[[ResourceInfo], tuple[dict[str, Obj], str]]
+"""Per kind: (component schemas to add, name of the kind's own schema)."""
+
+QUERY_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+
+
+def gv_path(group: str, version: str) -> str:
+    return f"apis/{group}/{version}" if group else f"api/{version}"
+
+
+def _default_schema(info: ResourceInfo) -> tuple[dict[str, Obj], str]:
+    name = schema_name(info)
+    schema: Obj = {
+        "description": f"{info.kind} is a {info.group or 'core'}/{info.version} resource.",
+        "type": "object",
+        "properties": {
+            "apiVersion": {
+                "description": "The versioned schema of this representation of an object.",
+                "type": "string",
+            },
+            "kind": {
+                "description": "The REST resource this object represents.",
+                "type": "string",
+            },
+            "metadata": {"description": "Standard object's metadata.", "type": "object"},
+            "spec": {"description": "Specification of the desired behavior.", "type": "object"},
+            "status": {"description": "Most recently observed status.", "type": "object"},
+        },
+        "x-kubernetes-group-version-kind": [
+            {"group": info.group, "version": info.version, "kind": info.kind}
+        ],
+    }
+    return {name: schema}, name
+
+
+def schema_name(info: ResourceInfo) -> str:
+    group = {"": "core", "apps": "apps", "batch": "batch"}.get(info.group, info.group.split(".")[0])
+    return f"io.k8s.api.{group}.{info.version}.{info.kind}"
+
+
+class OpenAPI:
+    """Builds (once) and serves the v3 root and per group-version documents."""
+
+    def __init__(self, catalog: Catalog, schemas: SchemaSource = _default_schema) -> None:
+        self.documents: dict[str, bytes] = {}
+        for group, version in catalog.group_versions():
+            document = self._document(catalog.resources(group, version), schemas)
+            self.documents[gv_path(group, version)] = orjson.dumps(document)
+        self.hashes = {
+            path: hashlib.sha512(body).hexdigest()[:64].upper()
+            for path, body in self.documents.items()
+        }
+
+    def root(self) -> Obj:
+        return {
+            "paths": {
+                path: {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
+                for path, digest in self.hashes.items()
+            }
+        }
+
+    def _document(self, infos: list[ResourceInfo], schemas: SchemaSource) -> Obj:
+        paths: Obj = {}
+        components: dict[str, Obj] = {}
+        for info in infos:
+            found, name = schemas(info)
+            components.update(found)
+            gvk = {"group": info.group, "version": info.version, "kind": info.kind}
+            ref = {"$ref": f"#/components/schemas/{name}"}
+            paths[self._object_path(info)] = {
+                verb: self._operation(info, gvk, ref, verb)
+                for verb in ("get", "put", "patch", "delete")
+            }
+            paths[self._collection_path(info)] = {
+                verb: self._operation(info, gvk, ref, verb) for verb in ("get", "post")
+            }
+        return {
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": "v1.32.0"},
+            "paths": paths,
+            "components": {"schemas": components},
+        }
+
+    @staticmethod
+    def _base(info: ResourceInfo) -> str:
+        return f"/apis/{info.group}/{info.version}" if info.group else f"/api/{info.version}"
+
+    def _collection_path(self, info: ResourceInfo) -> str:
+        namespace = "/namespaces/{namespace}" if info.namespaced else ""
+        return f"{self._base(info)}{namespace}/{info.plural}"
+
+    def _object_path(self, info: ResourceInfo) -> str:
+        return self._collection_path(info) + "/{name}"
+
+    @staticmethod
+    def _operation(info: ResourceInfo, gvk: Obj, ref: Obj, verb: str) -> Obj:
+        parameters = [
+            {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+            for name in QUERY_PARAMETERS
+        ]
+        operation: Obj = {
+            "operationId": f"{verb}{info.kind}",
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
+            },
+            "x-kubernetes-action": {
+                "get": "get",
+                "put": "put",
+                "patch": "patch",
+                "delete": "delete",
+                "post": "post",
+            }[verb],
+            "x-kubernetes-group-version-kind": gvk,
+        }
+        if verb in ("put", "post", "patch"):
+            types = (
+                ["application/json"]
+                if verb != "patch"
+                else [
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/strategic-merge-patch+json",
+                    "application/apply-patch+yaml",
+                ]
+            )
+            operation["requestBody"] = {
+                "content": {t: {"schema": ref} for t in types},
+                "required": True,
+            }
+        return operation
