@@ -7,11 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from minikube_py import errors
-from minikube_py.apiserver import negotiation, patching, query, tables
+from minikube_py.apiserver import negotiation, patching, query, subresources, tables
 from minikube_py.apiserver.negotiation import Output
 from minikube_py.apiserver.paths import ResourcePath
 from minikube_py.apiserver.watch import WatchStreamer
-from minikube_py.meta.objects import Clock, Obj, metadata
+from minikube_py.meta.objects import Clock, Obj, format_time, metadata
 from minikube_py.registry.cache import CacheEvent
 from minikube_py.registry.listing import Page
 from minikube_py.registry.options import ListOptions
@@ -30,10 +30,13 @@ class ResourceHandlers:
         method = request.method
         if path.legacy_watch or (method == "GET" and query.is_watch(request.query)):
             return await self._watch(request, resource, path)
-        if path.subresource and path.subresource not in ("status",):
-            raise errors.MethodNotAllowed(
-                f"the server does not allow this method on the requested resource"
-                f" ({path.info.plural}/{path.subresource})"
+        special = {"scale": self._scale, "binding": self._binding}.get(path.subresource)
+        if special is not None:
+            return await special(request, resource, path)
+        if path.subresource not in ("", "status", "finalize"):
+            raise errors.ServiceUnavailable(
+                f"{path.info.plural}/{path.subresource} is served by the kubelet, which this"
+                " server cannot reach yet"
             )
         if not path.name:
             handler = {"GET": self._list, "POST": self._create, "DELETE": self._delete_collection}
@@ -215,21 +218,81 @@ class ResourceHandlers:
         status = 201 if written.created else 200
         return self._respond(request, resource, self._stamp(resource, written.obj), status)
 
-    async def _patch(
+    async def _scale(
         self, request: web.Request, resource: Resource, path: ResourcePath
     ) -> web.Response:
+        registry, name = resource.registry, path.name
+        if request.method == "GET":
+            obj = await registry.get(path.namespace, name)
+        elif request.method == "PUT":
+            body = await self._body(request)
+            obj = (
+                await registry.update(
+                    path.namespace,
+                    name,
+                    lambda current: subresources.apply_scale(current, body, name),
+                )
+            ).obj
+        elif request.method == "PATCH":
+            flavour = self._patch_flavour(request)
+            patch = await self._body(request)
+
+            def mutate(current: Obj) -> Obj:
+                scale = subresources.scale_of(current)
+                scale["metadata"].pop("resourceVersion", None)
+                patched = patching.apply(flavour, scale, patch, "autoscaling/v1", "Scale")
+                return subresources.apply_scale(current, patched, name)
+
+            obj = (await registry.update(path.namespace, name, mutate)).obj
+        else:
+            raise errors.MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        output = negotiation.choose_output(request.headers.get("Accept", ""), allow_table=False)
+        data, content_type = negotiation.encode(subresources.scale_of(obj), output.format)
+        return web.Response(body=data, content_type=content_type)
+
+    async def _binding(
+        self, request: web.Request, resource: Resource, path: ResourcePath
+    ) -> web.Response:
+        if request.method != "POST":
+            raise errors.MethodNotAllowed(
+                "the server does not allow this method on the requested resource"
+            )
+        body = await self._body(request)
+        now = format_time(self.clock())
+
+        def mutate(pod: Obj) -> Obj:
+            subresources.bind(pod, body, resource, path.name)
+            subresources.scheduled_condition(pod, now)
+            return pod
+
+        await resource.registry.update_direct(path.namespace, path.name, mutate)
+        data, content_type = negotiation.encode(errors.success_status(), "json")
+        return web.Response(body=data, status=201, content_type=content_type)
+
+    @staticmethod
+    def _patch_flavour(request: web.Request) -> str:
         media = negotiation.content_type(request.headers.get("Content-Type", ""))
         flavour = negotiation.PATCH_TYPES.get(media)
         if flavour is None or flavour == "apply":
             raise errors.UnsupportedMediaType(
-                f"the body of the request was in an unknown format - accepted media types"
+                "the body of the request was in an unknown format - accepted media types"
                 f" include: {', '.join(patching.SUPPORTED)}"
             )
+        return flavour
+
+    async def _patch(
+        self, request: web.Request, resource: Resource, path: ResourcePath
+    ) -> web.Response:
+        flavour = self._patch_flavour(request)
         patch = await self._body(request)
 
         def mutate(current: Obj) -> Obj:
             current["metadata"].pop("resourceVersion", None)
-            patched = patching.apply(flavour, current, patch, resource.info)
+            patched = patching.apply(
+                flavour, current, patch, resource.info.api_version, resource.info.kind
+            )
             _check_type(patched, resource)
             return patched
 

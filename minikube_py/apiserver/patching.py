@@ -10,7 +10,6 @@ from minikube_py.meta.mergepatch import apply_merge_patch
 from minikube_py.meta.objects import Obj
 from minikube_py.meta.patch import PatchError, kind_type_name
 from minikube_py.meta.strategic import strategic_merge
-from minikube_py.registry.resource import ResourceInfo
 
 SUPPORTED = (
     "application/json-patch+json",
@@ -19,11 +18,7 @@ SUPPORTED = (
 )
 
 
-def _strategic(current: Obj, patch: Any, info: ResourceInfo) -> Any:
-    return strategic_merge(current, patch, kind_type_name(info.api_version, info.kind))
-
-
-def apply(flavour: str, current: Obj, patch: Any, info: ResourceInfo) -> Obj:
+def apply(flavour: str, current: Obj, patch: Any, api_version: str, kind: str) -> Obj:
     """The patched object; 400/422/413/500 exactly where kube-apiserver uses them."""
     try:
         if flavour == "json":
@@ -31,7 +26,7 @@ def apply(flavour: str, current: Obj, patch: Any, info: ResourceInfo) -> Obj:
         elif flavour == "merge":
             result = apply_merge_patch(current, patch)
         elif flavour == "strategic":
-            result = _strategic(current, patch, info)
+            result = strategic_merge(current, patch, kind_type_name(api_version, kind))
         else:
             raise errors.UnsupportedMediaType(
                 "the body of the request was in an unknown format - accepted media types"

@@ -28,7 +28,7 @@ from minikube_py.meta.objects import (
 from minikube_py.registry.codec import decode_kv, encode
 from minikube_py.registry.options import DeleteOptions
 from minikube_py.registry.resource import ResourceInfo
-from minikube_py.registry.strategy import StatusStrategy, Strategy
+from minikube_py.registry.strategy import Strategy, SubresourceStrategy
 from minikube_py.storage.interface import (
     KeyExists,
     KeyNotFound,
@@ -76,7 +76,10 @@ class Registry:
         self.store = store
         self.clock = clock
         self.admit = admit
-        self.status = StatusStrategy(strategy)
+        self.subresources = {
+            "status": SubresourceStrategy(strategy, "status"),
+            "finalize": SubresourceStrategy(strategy, "spec", "finalizers"),
+        }
 
     def target(self, name: str) -> Target:
         return Target(self.info.plural, self.info.group, name, self.info.kind)
@@ -191,8 +194,8 @@ class Registry:
                 raise errors.Conflict.modified(self.target(name))
             self._check_identity(new, namespace, name)
             self._keep_metadata(new, old)
-            strategy: Strategy | StatusStrategy = (
-                self.status if subresource == "status" else self.strategy
+            strategy: Strategy | SubresourceStrategy = self.subresources.get(
+                subresource, self.strategy
             )
             if strategy is self.strategy:
                 self.strategy.default(new)
@@ -206,6 +209,23 @@ class Registry:
                 return Written(result)
             if pinned:
                 raise errors.Conflict.modified(self.target(name))
+        raise errors.Conflict.modified(self.target(name))
+
+    async def update_direct(self, namespace: str, name: str, mutate: Mutate) -> Obj:
+        """Read-modify-write with no strategy: for subresources that own their rules
+        (``pods/binding`` sets spec.nodeName and a status condition in one write)."""
+        for _ in range(UPDATE_RETRIES):
+            kv = await self._get_kv(namespace, name)
+            new = mutate(decode_kv(kv))
+            self._keep_metadata(new, decode_kv(kv))
+            try:
+                revision = await self.store.update(
+                    kv.key, encode(new), expected_revision=kv.mod_revision
+                )
+            except (RevisionConflict, KeyNotFound):
+                continue
+            metadata(new)["resourceVersion"] = str(revision)
+            return self._output(new, namespace)
         raise errors.Conflict.modified(self.target(name))
 
     def _check_identity(self, new: Obj, namespace: str, name: str) -> None:
@@ -238,7 +258,8 @@ class Registry:
             self.strategy.grace_period(new, None) == 0
             or meta.get("deletionGracePeriodSeconds") == 0
         )
-        if meta.get("deletionTimestamp") and not meta.get("finalizers") and finished:
+        released = not meta.get("finalizers") and not self.strategy.pending_finalizers(new)
+        if meta.get("deletionTimestamp") and released and finished:
             return await self._finish_delete(namespace, kv, new, dry_run=dry_run)
         old_meta = {
             k: v for k, v in metadata(old).items() if k not in ("resourceVersion", "selfLink")
@@ -259,7 +280,11 @@ class Registry:
     # -- delete --
 
     async def delete(self, namespace: str, name: str, options: DeleteOptions) -> tuple[Obj, bool]:
-        """Delete or start deleting; returns the object and whether it is gone now."""
+        """Delete or start deleting; returns the object and whether it is gone now.
+
+        An object held by finalizers, or given a grace period (a pod on a node), is only
+        marked with deletionTimestamp; whoever clears the hold completes the deletion.
+        """
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(namespace, name)
             obj = decode_kv(kv)
@@ -268,24 +293,25 @@ class Registry:
             meta = metadata(obj)
             grace = self.strategy.grace_period(obj, options.grace_period_seconds)
             finalizers = self._finalizers_for(meta, options)
-            if meta.get("deletionTimestamp"):
-                if not finalizers and grace == 0:
-                    done = await self._finish_delete(namespace, kv, obj, dry_run=options.dry_run)
-                    return (done, True) if done is not None else (obj, False)
-                if grace >= int(
-                    meta.get("deletionGracePeriodSeconds") or 0
-                ) and finalizers == meta.get("finalizers", []):
-                    return self._output(obj, namespace), False
-            if not finalizers and grace == 0:
+            held = bool(finalizers or self.strategy.pending_finalizers(obj))
+            if not held and grace == 0:
                 done = await self._finish_delete(namespace, kv, obj, dry_run=options.dry_run)
                 if done is not None:
                     return done, True
                 continue
+            unchanged = finalizers == (meta.get("finalizers") or [])
+            if meta.get("deletionTimestamp") and unchanged and not self._shortens(meta, grace):
+                return self._output(obj, namespace), False
             updated = self._mark_deleting(obj, finalizers, grace)
             written = await self._write_marked(namespace, kv, updated, dry_run=options.dry_run)
             if written is not None:
                 return written, False
         raise errors.Conflict.modified(self.target(name))
+
+    @staticmethod
+    def _shortens(meta: Obj, grace: int) -> bool:
+        current = meta.get("deletionGracePeriodSeconds")
+        return current is None or grace < int(current)
 
     def _check_preconditions(self, obj: Obj, options: DeleteOptions, name: str) -> None:
         meta, pre = metadata(obj), options.preconditions
@@ -321,8 +347,8 @@ class Registry:
     def _mark_deleting(self, obj: Obj, finalizers: list[str], grace: int) -> Obj:
         meta = metadata(obj)
         now = self.clock()
-        current = meta.get("deletionGracePeriodSeconds")
-        if not meta.get("deletionTimestamp") or current is None or grace < int(current):
+        self.strategy.mark_deleting(obj)
+        if not meta.get("deletionTimestamp") or self._shortens(meta, grace):
             meta["deletionTimestamp"] = format_time(now + grace)
             meta["deletionGracePeriodSeconds"] = grace
         if finalizers:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from minikube_py.errors import FieldError
-from minikube_py.meta.objects import Obj, dig, format_time, metadata, parse_time
+from minikube_py.meta.objects import Obj, deep_copy, dig, format_time, metadata, parse_time
 from minikube_py.registry.resource import ResourceInfo
 
 
@@ -118,6 +118,17 @@ class Strategy:
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
         return self.validate(new)
 
+    def validate_subresource(self, part: str, new: Obj, old: Obj) -> list[FieldError]:
+        """Checks on a write through ``/status`` (``part`` "status") or ``/finalize``."""
+        return []
+
+    def pending_finalizers(self, obj: Obj) -> list[str]:
+        """Finalizers outside metadata that also hold deletion (namespaces' spec.finalizers)."""
+        return []
+
+    def mark_deleting(self, obj: Obj) -> None:
+        """Changes made when deletion starts (namespaces turn Terminating)."""
+
     def row(self, obj: Obj, now: float) -> list[Any]:
         """Cells matching ``columns``; the default prints name and age."""
         return [metadata(obj).get("name", ""), self.age(obj, now)]
@@ -131,33 +142,32 @@ class Strategy:
         return 0
 
 
-class StatusStrategy:
-    """``/status`` writes: keep everything but status from the stored object."""
+class SubresourceStrategy:
+    """A write through a subresource changes one part of the object, nothing else.
 
-    KEPT_METADATA = (
-        "labels",
-        "annotations",
-        "finalizers",
-        "ownerReferences",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "generation",
-    )
+    ``/status`` takes only ``status`` from the request; a namespace's ``/finalize`` only
+    ``spec.finalizers``. Everything else comes from the stored object, metadata included.
+    """
 
-    def __init__(self, main: Strategy) -> None:
+    def __init__(self, main: Strategy, *path: str) -> None:
         self.main = main
+        self.path = path
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
-        status = new.get("status")
-        kept = {k: v for k, v in old.items() if k not in ("status", "metadata")}
+        wanted = dig(new, *self.path)
+        result = deep_copy(old)
+        parent = result
+        for step in self.path[:-1]:
+            parent = parent.setdefault(step, {})
+        if wanted is None:
+            parent.pop(self.path[-1], None)
+        else:
+            parent[self.path[-1]] = wanted
         new.clear()
-        new.update(kept)
-        new["metadata"] = {**metadata(old)}
-        if status is not None:
-            new["status"] = status
+        new.update(result)
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldError]:
-        return []
+        return self.main.validate_subresource(self.path[0], new, old)
 
 
-__all__ = ["AGE", "NAME", "Column", "StatusStrategy", "Strategy", "format_time", "human_age"]
+__all__ = ["AGE", "NAME", "Column", "Strategy", "SubresourceStrategy", "format_time", "human_age"]

@@ -38,6 +38,13 @@ class Namespaces(ObjectStrategy):
     def initial_status(self, obj: Obj) -> None:
         obj["status"] = {"phase": "Active"}
 
+    def pending_finalizers(self, obj: Obj) -> list[str]:
+        """The namespace controller empties ``spec.finalizers`` once the content is gone."""
+        return list(dig(obj, "spec", "finalizers") or [])
+
+    def mark_deleting(self, obj: Obj) -> None:
+        obj.setdefault("status", {})["phase"] = "Terminating"
+
     def row(self, obj: Obj, now: float) -> list[Any]:
         return [obj["metadata"]["name"], dig(obj, "status", "phase") or "", self.age(obj, now)]
 
