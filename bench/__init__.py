@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed beside ceilings measured in the same run (``make bench``)."""
