@@ -73,9 +73,9 @@ def test_seed_pod_posted_as_yaml(server: Server, namespace: str) -> None:
         "node.kubernetes.io/unreachable": 300,
     }
     assert pod["status"]["phase"] == "Pending"
-    status, listed = server.request("GET", f"/api/v1/namespaces/{namespace}/pods")
+    _, listed = server.request("GET", f"/api/v1/namespaces/{namespace}/pods")
     assert [p["metadata"]["name"] for p in listed["items"]] == ["nginx"]
-    status, again = server.request("GET", "/api/v1/pods")
+    _, again = server.request("GET", "/api/v1/pods")
     assert any(p["metadata"]["uid"] == meta["uid"] for p in again["items"])
 
 
@@ -105,13 +105,13 @@ def test_update_with_stale_resource_version_conflicts(server: Server, namespace:
         'Operation cannot be fulfilled on configmaps "c": the object has been modified; please'
         " apply your changes to the latest version and try again"
     )
-    status, current = server.request("GET", f"{path}/c")
+    _, current = server.request("GET", f"{path}/c")
     assert current["data"] == {"a": "2"}
 
 
 def test_watch_from_resource_version_streams_changes(server: Server, namespace: str) -> None:
     path = f"/api/v1/namespaces/{namespace}/configmaps"
-    status, listed = server.request("GET", path)
+    _, listed = server.request("GET", path)
     rv = listed["metadata"]["resourceVersion"]
     server.request("POST", path, {"metadata": {"name": "w1"}})
     server.request("DELETE", f"{path}/w1")
