@@ -101,6 +101,8 @@ def check_size(length: int | None) -> None:
 def decode_body(raw: bytes, media_type: str) -> Any:
     """Parse a request body by its media type; errors become 400 or 415."""
     check_size(len(raw))
+    if not media_type:  # kube-apiserver reads a body without Content-Type as JSON
+        media_type = JSON_TYPE
     if media_type in (JSON_TYPE, "application/json-patch+json") or media_type.endswith("+json"):
         return _decode_json(raw)
     if media_type in (YAML_TYPE, "application/apply-patch+yaml", "text/yaml", "application/x-yaml"):

@@ -124,37 +124,28 @@ class Lister:
         return Page(items, revision)
 
     async def _list_from_store(self, namespace: str, options: ListOptions, accepts: Filter) -> Page:
+        """A continuation page, read from the store at the first page's revision."""
         token = Continue.decode(options.continue_token)
-        prefix = self.info.prefix(namespace)
+        try:
+            rest = await self.store.list(
+                self.info.prefix(namespace), start_after=token.start_after, revision=token.revision
+            )
+        except Compacted:
+            raise errors.Expired(EXPIRED_CONTINUE) from None
         items: builtins.list[Obj] = []
-        start_after = token.start_after
-        while True:
-            try:
-                chunk = await self.store.list(
-                    prefix,
-                    limit=max(options.limit, 1) * 2 if options.limit else 0,
-                    start_after=start_after,
-                    revision=token.revision,
-                )
-            except Compacted:
-                raise errors.Expired(EXPIRED_CONTINUE) from None
-            for kv in chunk.items:
-                obj = decode_kv(kv)
-                if accepts(obj):
-                    items.append(obj)
-                    if options.limit and len(items) == options.limit:
-                        return await self._page_with_rest(prefix, token.revision, kv.key, items)
-            if not chunk.more:
-                return Page(items, token.revision)
-            start_after = chunk.items[-1].key
-
-    async def _page_with_rest(
-        self, prefix: str, revision: int, last: str, items: builtins.list[Obj]
-    ) -> Page:
-        rest = await self.store.list(prefix, limit=1, start_after=last, revision=revision)
-        if not rest.items:
-            return Page(items, revision)
-        return Page(items, revision, Continue(revision, last).encode(), None)
+        remaining, last_key = 0, ""
+        for kv in rest.items:
+            obj = decode_kv(kv)
+            if not accepts(obj):
+                continue
+            if options.limit and len(items) >= options.limit:
+                remaining += 1
+                continue
+            items.append(obj)
+            last_key = kv.key
+        if not remaining:
+            return Page(items, token.revision)
+        return Page(items, token.revision, Continue(token.revision, last_key).encode(), remaining)
 
     async def watch(self, namespace: str, options: ListOptions) -> AsyncIterator[CacheEvent]:
         """Events for one client; raises Expired (before the first event) if too old."""

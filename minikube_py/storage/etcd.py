@@ -40,11 +40,19 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 RETRIABLE = {rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED}
+RETIRE_SECONDS = 60.0
+WATCH_CREATE_TIMEOUT = 10.0
 COMPACTED_TEXT = "required revision has been compacted"
 LEADER_METADATA = (("hasleader", "true"),)
 """Ask members to end watches when they lose the leader, so we resume elsewhere. Unary
 calls do without it: it costs client CPU on every call, and a leaderless member answers
 them with UNAVAILABLE anyway (which fails over)."""
+
+
+def _cancelled_by_caller() -> bool:
+    """True when our own task is being cancelled, not just a call under it."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def parse_endpoints(servers: str) -> list[tuple[str, int]]:
@@ -82,6 +90,7 @@ class EtcdStore:
         self._index = 0
         self._client: aetcd.Client | None = None
         self._switch = asyncio.Lock()
+        self._retired: list[tuple[float, Any]] = []
         self._streams: set[EtcdWatch] = set()
         self._closed = False
 
@@ -117,7 +126,12 @@ class EtcdStore:
         return client
 
     async def failed(self, client: aetcd.Client) -> None:
-        """The member behind ``client`` failed: close it and point at the next member."""
+        """The member behind ``client`` failed: point new calls at the next member.
+
+        The old client is retired, not closed: closing a gRPC channel cancels every call
+        still running on it, which would turn other callers' answers into cancellations.
+        Retired clients are closed once any call on them must have timed out.
+        """
         stale: Any = client
         async with self._switch:
             if id(self._client) != id(stale):
@@ -125,17 +139,29 @@ class EtcdStore:
             self._client = None
             self._index = (self._index + 1) % len(self._endpoints)
         log.warning("etcd member unavailable, switching", next=self._endpoints[self._index])
-        await stale.close()
+        now = asyncio.get_running_loop().time()
+        expired = [c for at, c in self._retired if now - at > RETIRE_SECONDS]
+        self._retired = [(at, c) for at, c in self._retired if now - at <= RETIRE_SECONDS]
+        self._retired.append((now, stale))
+        for old in expired:
+            await old.close()
 
     async def _call(self, request: Callable[[aetcd.Client], Awaitable[T]]) -> T:
         """Run one RPC; on a retriable failure, fail over and retry until the deadline."""
+        result, _ = await self._call_tracked(request)
+        return result
+
+    async def _call_tracked(
+        self, request: Callable[[aetcd.Client], Awaitable[T]]
+    ) -> tuple[T, bool]:
+        """As ``_call``; also says whether an earlier attempt may have been applied."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._failover
-        delay = 0.02
+        delay, retried = 0.02, False
         while True:
             client = await self.client()
             try:
-                return await request(client)
+                return await request(client), retried
             except rpc.AioRpcError as exc:
                 if exc.code() not in RETRIABLE or loop.time() > deadline:
                     raise StoreUnavailable(f"etcd: {exc.details()}") from exc
@@ -144,6 +170,13 @@ class EtcdStore:
                 if loop.time() > deadline:
                     raise StoreUnavailable(f"etcd: {exc}") from exc
                 await self.failed(client)
+            except asyncio.CancelledError:
+                if _cancelled_by_caller():
+                    raise
+                # The channel under this call was closed: retry like any lost connection.
+                if loop.time() > deadline:
+                    raise StoreUnavailable("etcd: connection closed") from None
+            retried = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
@@ -158,14 +191,15 @@ class EtcdStore:
                 raise Compacted(request.revision, await self.compacted_revision()) from exc
             raise
 
-    async def _txn(self, compare: Any, success: Any, failure: Any = None) -> Any:
+    async def _txn(self, compare: Any, success: Any, failure: Any = None) -> tuple[Any, bool]:
+        """Run a Txn; the flag says a retried attempt may already have applied it."""
         failures = [failure] if failure is not None else []
         request = rpc.TxnRequest(compare=[compare], success=[success], failure=failures)
 
         async def run(client: aetcd.Client) -> Any:
             return await client.kvstub.Txn(request, timeout=self._timeout)
 
-        return await self._call(run)
+        return await self._call_tracked(run)
 
     # -- the Store protocol --
 
@@ -216,23 +250,29 @@ class EtcdStore:
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
         # No read in the failure branch: creates rarely collide, and a Txn that also ranges
         # costs etcd noticeably more; the collision path reads the winner separately.
-        answer = await self._txn(self._compare_mod(key, 0), put)
+        answer, retried = await self._txn(self._compare_mod(key, 0), put)
         if not answer.succeeded:
             try:
                 current: KeyValue | None = await self.get(key)
             except KeyNotFound:
                 current = None
+            if retried and current is not None and current.value == value:
+                return current.mod_revision  # our first attempt landed before the failure
             raise KeyExists(key, current)
         return int(answer.header.revision)
 
     async def update(self, key: str, value: bytes, *, expected_revision: int) -> int:
         put = rpc.RequestOp(request_put=rpc.PutRequest(key=key.encode(), value=value))
-        answer = await self._txn(self._compare_mod(key, expected_revision), put, self._get_op(key))
+        answer, retried = await self._txn(
+            self._compare_mod(key, expected_revision), put, self._get_op(key)
+        )
         if answer.succeeded:
             return int(answer.header.revision)
         current = self._current(answer)
         if current is None:
             raise KeyNotFound(key)
+        if retried and current.value == value and current.mod_revision > expected_revision:
+            return current.mod_revision  # our first attempt landed before the failure
         raise RevisionConflict(key, expected_revision, current)
 
     async def delete(self, key: str, *, expected_revision: int = 0) -> KeyValue:
@@ -248,7 +288,7 @@ class EtcdStore:
                 result=rpc.Compare.GREATER,
                 create_revision=0,
             )
-        answer = await self._txn(compare, remove, self._get_op(key))
+        answer, _ = await self._txn(compare, remove, self._get_op(key))
         if answer.succeeded:
             deleted = answer.responses[0].response_delete_range.prev_kvs
             if deleted:
@@ -321,6 +361,9 @@ class EtcdStore:
         if self._client is not None:
             client, self._client = self._client, None
             await client.close()
+        for _, old in self._retired:
+            await old.close()
+        self._retired.clear()
 
 
 class EtcdWatch:
@@ -347,11 +390,18 @@ class EtcdWatch:
                 prev_kv=True,
             )
             try:
-                await call.write(rpc.WatchRequest(create_request=create))
-                created = await call.read()
+                async with asyncio.timeout(WATCH_CREATE_TIMEOUT):
+                    await call.write(rpc.WatchRequest(create_request=create))
+                    created = await call.read()
             except rpc.AioRpcError as exc:
                 call.cancel()
                 await self._recover(client, exc)
+                continue
+            except (asyncio.CancelledError, TimeoutError):
+                call.cancel()
+                if _cancelled_by_caller():
+                    raise
+                await self._store.failed(client)
                 continue
             if created is None or created is EOF:
                 call.cancel()
@@ -407,7 +457,10 @@ class EtcdWatch:
             except asyncio.CancelledError:
                 if self._closed:
                     raise StopAsyncIteration from None
-                raise
+                if _cancelled_by_caller():
+                    raise
+                self._drop_call()  # its channel was closed under it: resume elsewhere
+                continue
             if answer is EOF or answer is None or answer.canceled:
                 if answer not in (None, EOF) and answer.compact_revision:
                     raise Compacted(self._last, int(answer.compact_revision))

@@ -271,8 +271,8 @@ class SQLiteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _DataDirLock(self.path.with_name(self.path.name + ".lock"))
         try:
+            sql.check_integrity(self.path)
             conn = sql.connect(self.path, writer=True)
-            sql.check_integrity(conn, self.path)
         except BaseException:
             self._lock.release()
             raise

@@ -66,12 +66,25 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     return conn
 
 
-def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
-    """Stop start-up on a damaged file rather than serve (or worsen) corrupt state."""
+def check_integrity(path: Path) -> None:
+    """Stop start-up on a damaged file rather than serve (or worsen) corrupt state.
+
+    The check runs on a read-only connection, before any writable one exists: closing a
+    writable connection checkpoints the WAL into the main file, which on a damaged file
+    would rewrite it and delete the newest commits. Read-only, both files stay as found.
+    """
+    if not path.exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreCorrupt(f"{path} cannot be opened: {exc}") from exc
     try:
         rows = conn.execute("PRAGMA integrity_check").fetchall()
     except sqlite3.DatabaseError as exc:
         raise StoreCorrupt(f"{path} failed its integrity check: {exc}") from exc
+    finally:
+        conn.close()
     if rows != [("ok",)]:
         problems = "; ".join(str(r[0]) for r in rows[:5])
         raise StoreCorrupt(f"{path} failed its integrity check: {problems}")
