@@ -14,12 +14,14 @@ import orjson
 import yaml
 
 from minikube_py import errors
+from minikube_py.apiserver import protobuf
 
 MAX_BODY = 3 * 1024 * 1024
 MAX_YAML_NODES = 1_000_000
 MAX_DEPTH = 1_000
 
 JSON_TYPE = "application/json"
+PROTOBUF_TYPE = "application/vnd.kubernetes.protobuf"
 YAML_TYPE = "application/yaml"
 PATCH_TYPES = {
     "application/json-patch+json": "json",
@@ -27,7 +29,7 @@ PATCH_TYPES = {
     "application/strategic-merge-patch+json": "strategic",
     "application/apply-patch+yaml": "apply",
 }
-ACCEPTED_BODIES = "application/json, application/yaml"
+ACCEPTED_BODIES = "application/json, application/yaml, application/vnd.kubernetes.protobuf"
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,23 @@ def decode_body(raw: bytes, media_type: str) -> Any:
         return _decode_json(raw)
     if media_type in (YAML_TYPE, "application/apply-patch+yaml", "text/yaml", "application/x-yaml"):
         return decode_yaml(raw)
+    if media_type == PROTOBUF_TYPE:
+        return _decode_protobuf(raw)
     raise errors.UnsupportedMediaType(
         f"the body of the request was in an unknown format - accepted media types include: "
         f"{ACCEPTED_BODIES}"
     )
+
+
+def _decode_protobuf(raw: bytes) -> Any:
+    """kubectl's typed commands (``create configmap`` & co) send protobuf bodies."""
+    try:
+        obj, _unknown = protobuf.decode(raw)
+    except protobuf.UnsupportedKindError as exc:
+        raise errors.UnsupportedMediaType(str(exc)) from None
+    except protobuf.ProtobufError as exc:
+        raise errors.BadRequest(f"the body of the request could not be decoded: {exc}") from None
+    return obj
 
 
 def _decode_json(raw: bytes) -> Any:

@@ -158,7 +158,8 @@ class _Decoder:
             if not found:  # a nil pointer or a nil []byte
                 return _OMIT if omitempty else None
             value = self.value(found, type_, path, depth)
-            return _OMIT if omitempty and value == "" and type_ == "bytes" else value
+            empty_bytes = type_ == "bytes" and value == ""  # present but empty: len 0 all the same
+            return _OMIT if omitempty and empty_bytes else value
         value = self.value(found, type_, path, depth)
         if omitempty and type_ in _ZERO and value == _ZERO[type_]:
             return _OMIT
@@ -172,10 +173,11 @@ class _Decoder:
         for field in found:
             if element in _NUMERIC and field.wire_type == LENGTH:
                 for number in packed_varints(self.data, field.start, field.end):
+                    self._spend(1)
                     items.append(_scalar(element, number))
             else:
+                self._spend(1)
                 items.append(self.value([field], element, f"{path}[{len(items)}]", depth))
-        self._spend(len(items))
         return items
 
     def _map(self, found: list[Field], value_type: str, path: str, depth: int) -> dict[str, Any]:
@@ -191,8 +193,8 @@ class _Decoder:
                     values.append(field)
                 else:
                     self._unknown(_join(path, f"#{field.number}"))
+            self._spend(1)
             out[key] = self.value(values, value_type, f"{path}[{key}]", depth)
-        self._spend(len(out))
         return out
 
     def value(self, found: list[Field], type_: str, path: str, depth: int) -> Any:

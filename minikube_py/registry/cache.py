@@ -19,7 +19,13 @@ import structlog
 from minikube_py.meta.objects import Obj
 from minikube_py.registry.codec import decode
 from minikube_py.registry.resource import ResourceInfo
-from minikube_py.storage.interface import Event, EventType, Store
+from minikube_py.storage.interface import (
+    Compacted,
+    Event,
+    EventType,
+    Store,
+    StoreUnavailable,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +100,15 @@ class ResourceCache:
         self.history: collections.deque[CacheEvent] = collections.deque(maxlen=HISTORY)
         self.oldest = 0  # watches must start at or after this revision
         self.subscribers: set[Subscription] = set()
+
+    def restart(self) -> None:
+        """Forget everything and end every subscriber: a relist follows."""
+        self.objects.clear()
+        self._keys = []
+        self.history.clear()
+        for subscriber in list(self.subscribers):
+            subscriber.queue.put_nowait(None)
+        self.subscribers.clear()
 
     def load(self, key: str, obj: Obj) -> None:
         self.objects[key] = obj
@@ -182,8 +197,26 @@ class WatchCache:
         return revision
 
     async def run(self) -> None:
-        """Fill, then follow the store forever; restart from scratch if history is gone."""
-        self.revision = await self._fill()
+        """Fill, then follow the store; if the stream breaks, relist and start again.
+
+        As kube-apiserver's cacher does, a restart ends every client watch (clients
+        re-watch from their last resourceVersion, or relist on 410).
+        """
+        delay = 0.1
+        while True:
+            try:
+                await self._follow()
+                return
+            except (Compacted, StoreUnavailable) as exc:
+                log.warning("watch cache restarting", error=str(exc))
+                self.ready.clear()  # reads wait for the relist rather than see an empty cache
+                for cache in self.caches.values():
+                    cache.restart()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _follow(self) -> None:
+        self.revision = max(self.revision, await self._fill())
         self.ready.set()
         log.info("watch cache synced", revision=self.revision, kinds=len(self.caches))
         async with self.store.watch("/registry/", after_revision=self.revision) as stream:
