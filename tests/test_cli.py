@@ -49,14 +49,15 @@ def test_non_loopback_address_is_refused(tmp_path: Path) -> None:
 
 def test_locked_data_dir_is_one_clear_line(tmp_path: Path) -> None:
     lock = tmp_path / "state.db.lock"
+    hold = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('ok', flush=True)\n"
+        "time.sleep(60)\n"
+    )
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import fcntl,os,time; fd=os.open({str(lock)!r}, os.O_RDWR|os.O_CREAT); fcntl.flock(fd, fcntl.LOCK_EX); print('ok', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", hold, str(lock)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None
