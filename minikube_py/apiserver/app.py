@@ -21,6 +21,7 @@ from minikube_py.apiserver.handlers import ResourceHandlers
 from minikube_py.apiserver.openapi import OpenAPI
 from minikube_py.apiserver.paths import DiscoveryPath, parse
 from minikube_py.meta.objects import Clock, Obj
+from minikube_py.registry.api import API
 from minikube_py.registry.registries import Registries
 
 log = structlog.get_logger(__name__)
@@ -82,7 +83,8 @@ class APIServer:
         self.catalog = registries.catalog
         self.clock = clock
         self.address = address
-        self.resources = ResourceHandlers(registries, clock)
+        self.api = API(registries, clock)
+        self.resources = ResourceHandlers(self.api, clock)
         self.app = web.Application(
             middlewares=[status_errors], client_max_size=negotiation.MAX_BODY
         )

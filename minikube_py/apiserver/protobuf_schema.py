@@ -13,7 +13,7 @@ Format: ``MESSAGES[message][field number] = (json name, type, flags)``, rows in 
 (which is JSON key order), so numbers are not always ascending.
 
 Types:
-    ``string``, ``bool``, ``int32``, ``int64``, ``double``; ``bytes`` (base64 in JSON);
+    ``string``, ``bool``, ``int32``, ``int64``; ``bytes`` (base64 in JSON);
     a message name (a key of ``MESSAGES``, e.g. ``core.v1.PodSpec``);
     ``[]T`` a repeated field; ``map[string]T`` a map (repeated entries, key 1, value 2);
     the special types with their own JSON forms: ``Time`` (RFC 3339, seconds), ``MicroTime``

@@ -11,7 +11,6 @@ a hostile body cannot make us quadratic. Every length is checked against its enc
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
@@ -104,9 +103,3 @@ def as_int32(value: int) -> int:
 def as_int64(value: int) -> int:
     """Go's ``int64(v)``: negative numbers travel as ten-byte two's-complement varints."""
     return value - (1 << 64) if value & (1 << 63) else value
-
-
-def as_double(value: int) -> float:
-    """Reinterpret the eight little-endian bytes of a FIXED64 field as an IEEE double."""
-    result: float = struct.unpack("<d", value.to_bytes(8, "little"))[0]
-    return result

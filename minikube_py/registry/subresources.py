@@ -11,7 +11,6 @@ from typing import Any
 from minikube_py import errors
 from minikube_py.meta import labels
 from minikube_py.meta.objects import Obj, dig, metadata
-from minikube_py.registry.registries import Resource
 
 
 def scale_of(obj: Obj) -> Obj:
@@ -51,7 +50,7 @@ def apply_scale(obj: Obj, scale: Any, name: str) -> Obj:
     return obj
 
 
-def bind(pod: Obj, binding: Any, resource: Resource, name: str) -> Obj:
+def bind(pod: Obj, binding: Any, name: str) -> Obj:
     """Set nodeName once, from a Binding, and mark the pod scheduled."""
     if not isinstance(binding, dict):
         raise errors.BadRequest("the object provided is unrecognized (must be of type Binding)")
