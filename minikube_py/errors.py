@@ -293,3 +293,46 @@ __all__ = [
     "Unauthorized",
     "UnsupportedMediaType",
 ]
+
+
+def _classes() -> dict[str, type[APIError]]:
+    found: dict[str, type[APIError]] = {}
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        NotAcceptable,
+        AlreadyExists,
+        Conflict,
+        Gone,
+        Expired,
+        RequestEntityTooLarge,
+        UnsupportedMediaType,
+        Invalid,
+        TooManyRequests,
+        InternalError,
+        ServiceUnavailable,
+        Timeout,
+    ):
+        found[cls.reason] = cls
+    return found
+
+
+def from_status(status: JSON, code: int) -> APIError:
+    """Rebuild the API error a Status describes (the HTTP client's side of ``status()``)."""
+    reason = str(status.get("reason") or "")
+    cls = _classes().get(reason)
+    if cls is None:
+        cls = {404: NotFound, 409: Conflict, 410: Gone, 422: Invalid}.get(code, APIError)
+    error = APIError.__new__(cls)
+    details = status.get("details") or {}
+    target = Target(
+        str(details.get("kind", "")), str(details.get("group", "")), str(details.get("name", ""))
+    )
+    APIError.__init__(
+        error, str(status.get("message", "")), target=target, causes=details.get("causes") or []
+    )
+    error.code, error.reason = code, reason or error.reason
+    return error

@@ -95,6 +95,11 @@ class APIServer:
         for probe in ("/healthz", "/livez", "/readyz"):
             self.app.router.add_get(probe, self._health)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.app.on_shutdown.append(self._end_watches)
+
+    async def _end_watches(self, app: web.Application) -> None:
+        """Watches would otherwise hold shutdown until their clients hang up."""
+        self.registries.cache.end_watches()
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response(version_info())
@@ -157,7 +162,9 @@ class APIServer:
 
     async def serve(self, host: str, port: int, started: asyncio.Event | None = None) -> None:
         """Serve until cancelled, with the watch cache running beside the listener."""
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=5.0
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -3,8 +3,10 @@
 kubectl 1.32 reads ``/openapi/v3``, then each group-version document; when the PATCH
 operation of a kind takes a ``fieldValidation`` parameter it sends
 ``fieldValidation=Strict`` and trusts the server to check fields, instead of fetching
-the protobuf OpenAPI v2 document for client-side validation. Schemas come from
-``schemas`` (per kind, when known) so ``kubectl explain`` has something to show.
+the protobuf OpenAPI v2 document for client-side validation. The component schemas come
+from ``schemas`` (derived from the protobuf field tables): ``kubectl apply`` walks them to
+compute its strategic merge patch and ``kubectl explain`` prints them, so each document
+carries every schema its operations reach.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 
 import orjson
 
+from minikube_py.apiserver import schemas as kind_schemas
 from minikube_py.meta.objects import Obj
 from minikube_py.registry.catalog import Catalog
 from minikube_py.registry.resource import ResourceInfo
@@ -22,46 +25,27 @@ SchemaSource = Callable[[ResourceInfo], tuple[dict[str, Obj], str]]
 """Per kind: (component schemas to add, name of the kind's own schema)."""
 
 QUERY_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation", "force", "pretty")
+OBJECT_VERBS = (("get", "get"), ("put", "put"), ("patch", "patch"), ("delete", "delete"))
+OPERATION_PREFIX = {
+    "get": "read",
+    "list": "list",
+    "put": "replace",
+    "patch": "patch",
+    "delete": "delete",
+    "post": "create",
+}
 
 
 def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-def _default_schema(info: ResourceInfo) -> tuple[dict[str, Obj], str]:
-    name = schema_name(info)
-    schema: Obj = {
-        "description": f"{info.kind} is a {info.group or 'core'}/{info.version} resource.",
-        "type": "object",
-        "properties": {
-            "apiVersion": {
-                "description": "The versioned schema of this representation of an object.",
-                "type": "string",
-            },
-            "kind": {
-                "description": "The REST resource this object represents.",
-                "type": "string",
-            },
-            "metadata": {"description": "Standard object's metadata.", "type": "object"},
-            "spec": {"description": "Specification of the desired behavior.", "type": "object"},
-            "status": {"description": "Most recently observed status.", "type": "object"},
-        },
-        "x-kubernetes-group-version-kind": [
-            {"group": info.group, "version": info.version, "kind": info.kind}
-        ],
-    }
-    return {name: schema}, name
-
-
-def schema_name(info: ResourceInfo) -> str:
-    group = {"": "core", "apps": "apps", "batch": "batch"}.get(info.group, info.group.split(".")[0])
-    return f"io.k8s.api.{group}.{info.version}.{info.kind}"
-
-
 class OpenAPI:
     """Builds (once) and serves the v3 root and per group-version documents."""
 
-    def __init__(self, catalog: Catalog, schemas: SchemaSource = _default_schema) -> None:
+    def __init__(
+        self, catalog: Catalog, schemas: SchemaSource = kind_schemas.schema_source
+    ) -> None:
         self.documents: dict[str, bytes] = {}
         for group, version in catalog.group_versions():
             document = self._document(catalog.resources(group, version), schemas)
@@ -81,24 +65,29 @@ class OpenAPI:
 
     def _document(self, infos: list[ResourceInfo], schemas: SchemaSource) -> Obj:
         paths: Obj = {}
-        components: dict[str, Obj] = {}
+        offered: dict[str, Obj] = {}
         for info in infos:
             found, name = schemas(info)
-            components.update(found)
+            offered.update(found)
             gvk = {"group": info.group, "version": info.version, "kind": info.kind}
             ref = {"$ref": f"#/components/schemas/{name}"}
+            listed = {"$ref": f"#/components/schemas/{name}List"} if name + "List" in found else ref
             paths[self._object_path(info)] = {
-                verb: self._operation(info, gvk, ref, verb)
-                for verb in ("get", "put", "patch", "delete")
+                verb: self._operation(info, gvk, ref, verb, action) for verb, action in OBJECT_VERBS
             }
             paths[self._collection_path(info)] = {
-                verb: self._operation(info, gvk, ref, verb) for verb in ("get", "post")
+                "get": self._operation(info, gvk, listed, "get", "list"),
+                "post": self._operation(info, gvk, ref, "post", "post"),
             }
+        # Every $ref must resolve inside the document: kubectl resolves them against its
+        # components only, and an unresolved one fails `apply` and `explain` alike.
+        known = {**kind_schemas.library(), **offered}
+        components = kind_schemas.closure(kind_schemas.refs(paths), known)
         return {
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": "v1.32.0"},
             "paths": paths,
-            "components": {"schemas": components},
+            "components": {"schemas": dict(sorted(components.items()))},
         }
 
     @staticmethod
@@ -113,24 +102,18 @@ class OpenAPI:
         return self._collection_path(info) + "/{name}"
 
     @staticmethod
-    def _operation(info: ResourceInfo, gvk: Obj, ref: Obj, verb: str) -> Obj:
+    def _operation(info: ResourceInfo, gvk: Obj, ref: Obj, verb: str, action: str) -> Obj:
         parameters = [
             {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
             for name in QUERY_PARAMETERS
         ]
         operation: Obj = {
-            "operationId": f"{verb}{info.kind}",
+            "operationId": f"{OPERATION_PREFIX[action]}{info.kind}",
             "parameters": parameters,
             "responses": {
                 "200": {"description": "OK", "content": {"application/json": {"schema": ref}}}
             },
-            "x-kubernetes-action": {
-                "get": "get",
-                "put": "put",
-                "patch": "patch",
-                "delete": "delete",
-                "post": "post",
-            }[verb],
+            "x-kubernetes-action": action,
             "x-kubernetes-group-version-kind": gvk,
         }
         if verb in ("put", "post", "patch"):

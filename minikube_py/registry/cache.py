@@ -106,6 +106,10 @@ class ResourceCache:
         self.objects.clear()
         self._keys = []
         self.history.clear()
+        self.end_watches()
+
+    def end_watches(self) -> None:
+        """End every client watch (they resume elsewhere or after a restart)."""
         for subscriber in list(self.subscribers):
             subscriber.queue.put_nowait(None)
         self.subscribers.clear()
@@ -169,6 +173,10 @@ class WatchCache:
         self.revision = 0
         self.ready = asyncio.Event()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def end_watches(self) -> None:
+        for cache in self.caches.values():
+            cache.end_watches()
 
     def cache_for(self, info: ResourceInfo) -> ResourceCache:
         return self.caches[info.key_root]
