@@ -1,0 +1,200 @@
+"""The ContainerRuntime seam, shaped after the CRI: sandboxes and containers of pods.
+
+The kubelet decides *what* should run; a runtime only does what it is told and reports
+what exists. Everything a runtime creates carries labels (pod uid, name, namespace,
+container name, restart count...) so that state can be rebuilt from the runtime alone
+after a restart: re-adopted, never duplicated.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Label keys on every sandbox and container (the Docker shim used the same).
+POD_UID = "io.kubernetes.pod.uid"
+POD_NAME = "io.kubernetes.pod.name"
+POD_NAMESPACE = "io.kubernetes.pod.namespace"
+CONTAINER_NAME = "io.kubernetes.container.name"
+RESTART_COUNT = "io.kubernetes.container.restartCount"
+SANDBOX_ID = "io.kubernetes.sandbox.id"
+CONTAINER_TYPE = "io.kubernetes.docker.type"  # "podsandbox" or "container"
+MANAGED_BY = "io.minikube-py.managed"  # "true" on everything minikube-py created
+NODE_NAME = "io.minikube-py.node"
+
+
+class ContainerState(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class PodRef:
+    """Identity of the pod a sandbox or container belongs to."""
+
+    uid: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Mount:
+    host_path: str
+    container_path: str
+    read_only: bool = False
+    tmpfs: bool = False  # emptyDir medium: Memory
+    sub_path: str = ""
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    container_port: int
+    host_port: int = 0
+    protocol: str = "TCP"
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    pod: PodRef
+    attempt: int
+    hostname: str
+    host_network: bool = False
+    ports: tuple[PortMapping, ...] = ()
+    dns_servers: tuple[str, ...] = ()
+    dns_searches: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    id: str
+    pod: PodRef
+    attempt: int
+    ready: bool  # the sandbox (pause) process runs
+    ip: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class SecurityContext:
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    privileged: bool = False
+    read_only_root: bool = False
+    add_capabilities: tuple[str, ...] = ()
+    drop_capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    pod: PodRef
+    name: str
+    attempt: int  # the restart count this container starts with
+    image: str
+    command: tuple[str, ...] = ()  # replaces the image's entrypoint when non-empty
+    args: tuple[str, ...] = ()  # replaces the image's cmd when non-empty (or command set)
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str = ""
+    mounts: tuple[Mount, ...] = ()
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
+    memory_limit: int = 0  # bytes, 0 = none
+    cpu_limit_millis: int = 0  # 0 = none
+    cpu_shares: int = 0
+    security: SecurityContext = field(default_factory=SecurityContext)
+    termination_message_path: str = "/dev/termination-log"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    id: str
+    pod: PodRef
+    name: str
+    attempt: int
+    image: str
+    image_id: str
+    state: ContainerState
+    created_at: float
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exit_code: int = 0
+    reason: str = ""  # OOMKilled, Error, Completed, ...
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: bytes
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime cannot be reached (Docker down): the node turns NotReady."""
+
+
+class ImagePullError(Exception):
+    """The image could not be pulled (ErrImagePull / ImagePullBackOff)."""
+
+
+class ContainerRuntime(Protocol):
+    """What the kubelet needs from a runtime. All methods are safe to retry."""
+
+    async def version(self) -> str:
+        """``docker://28.2.2`` style, for nodeInfo.containerRuntimeVersion."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise RuntimeUnavailable when the runtime does not answer."""
+        ...
+
+    async def ensure_image(self, image: str, policy: str) -> str:
+        """Make ``image`` present per pull policy (Always, IfNotPresent, Never); its ID."""
+        ...
+
+    async def run_sandbox(self, config: SandboxConfig) -> str:
+        """Create and start the pod's sandbox (pause container); its ID."""
+        ...
+
+    async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None: ...
+
+    async def remove_sandbox(self, sandbox_id: str) -> None: ...
+
+    async def sandboxes(self, pod_uid: str | None = None) -> list[SandboxStatus]:
+        """Sandboxes this node's runtime holds (all, or of one pod)."""
+        ...
+
+    async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str: ...
+
+    async def start_container(self, container_id: str) -> None: ...
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace_seconds``."""
+        ...
+
+    async def remove_container(self, container_id: str) -> None: ...
+
+    async def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]: ...
+
+    def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        since: float | None = None,
+        timestamps: bool = False,
+    ) -> AsyncIterator[bytes]: ...
+
+    async def exec(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
+        """Run a command to completion (probes); output is stdout and stderr together."""
+        ...
+
+    async def close(self) -> None: ...
