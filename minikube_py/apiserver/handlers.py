@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from minikube_py import errors
-from minikube_py.apiserver import negotiation, query, tables
+from minikube_py.apiserver import fieldcheck, negotiation, query, tables
 from minikube_py.apiserver.negotiation import Output
 from minikube_py.apiserver.paths import ResourcePath
 from minikube_py.apiserver.watch import WatchStreamer
@@ -61,12 +61,20 @@ class ResourceHandlers:
     # -- answering --
 
     def _respond(
-        self, request: web.Request, path: ResourcePath, obj: Obj, status: int = 200
+        self,
+        request: web.Request,
+        path: ResourcePath,
+        obj: Obj,
+        status: int = 200,
+        warnings: list[str] | None = None,
     ) -> web.Response:
         output = negotiation.choose_output(request.headers.get("Accept", ""))
         body = self._render_one(request, path, obj, output)
         data, content_type = negotiation.encode(body, output.format)
-        return web.Response(body=data, status=status, content_type=content_type)
+        response = web.Response(body=data, status=status, content_type=content_type)
+        for text in dict.fromkeys(warnings or []):
+            response.headers.add("Warning", fieldcheck.warning_header(text))
+        return response
 
     def _render_one(
         self, request: web.Request, path: ResourcePath, obj: Obj, output: Output
@@ -169,20 +177,38 @@ class ResourceHandlers:
     # -- writes --
 
     async def _body(self, request: web.Request) -> Any:
+        body, _ = await self._raw_body(request)
+        return body
+
+    async def _raw_body(self, request: web.Request) -> tuple[Any, bytes | None]:
+        """The decoded body, and its raw bytes when JSON (duplicate fields are found there)."""
         negotiation.check_size(request.content_length)
         raw = await request.read()
         media = negotiation.content_type(request.headers.get("Content-Type", ""))
-        return negotiation.decode_body(raw, media)
+        body = negotiation.decode_body(raw, media)
+        is_json = not media or media == negotiation.JSON_TYPE or media.endswith("+json")
+        return body, raw if is_json else None
+
+    async def _checked_body(
+        self, request: web.Request, path: ResourcePath, options_kind: str
+    ) -> tuple[Any, list[str]]:
+        """The body with unknown fields dropped (kube never stores them), and warnings."""
+        mode = fieldcheck.parse_mode(request.query.get("fieldValidation"), options_kind)
+        body, raw = await self._raw_body(request)
+        if not isinstance(body, dict):
+            return body, []
+        info = path.info
+        return fieldcheck.check_fields(body, info.api_version, info.kind, raw=raw, mode=mode)
 
     async def _create(self, request: web.Request, path: ResourcePath) -> web.Response:
-        body = await self._body(request)
+        body, warnings = await self._checked_body(request, path, "CreateOptions")
         created = await self.api.create(
             path.info, path.namespace, body, dry_run=query.dry_run(request.query)
         )
-        return self._respond(request, path, created, 201)
+        return self._respond(request, path, created, 201, warnings)
 
     async def _update(self, request: web.Request, path: ResourcePath) -> web.Response:
-        body = await self._body(request)
+        body, warnings = await self._checked_body(request, path, "UpdateOptions")
         written = await self.api.update(
             path.info,
             path.namespace,
@@ -191,21 +217,43 @@ class ResourceHandlers:
             subresource=path.subresource,
             dry_run=query.dry_run(request.query),
         )
-        return self._respond(request, path, written.obj, 201 if written.created else 200)
+        status = 201 if written.created else 200
+        return self._respond(request, path, written.obj, status, warnings)
 
     async def _patch(self, request: web.Request, path: ResourcePath) -> web.Response:
         flavour = _patch_flavour(request)
-        patch = await self._body(request)
+        mode = fieldcheck.parse_mode(request.query.get("fieldValidation"), "PatchOptions")
+        negotiation.check_size(request.content_length)
+        raw = await request.read()
+        media = negotiation.content_type(request.headers.get("Content-Type", ""))
+        patch = negotiation.decode_body(raw, media)
+        info = path.info
+        warnings: list[str] = []
+
+        def validate(patched: Obj) -> Obj:
+            checked, problems = fieldcheck.check_fields(
+                patched,
+                info.api_version,
+                info.kind,
+                raw=None,
+                mode=mode,
+                patch=raw,
+                patch_type=flavour,
+            )
+            warnings[:] = problems  # the patch may be re-applied after a conflict
+            return checked
+
         patched = await self.api.patch(
-            path.info,
+            info,
             path.namespace,
             path.name,
             flavour,
             patch,
             subresource=path.subresource,
             dry_run=query.dry_run(request.query),
+            validate=validate,
         )
-        return self._respond(request, path, patched)
+        return self._respond(request, path, patched, warnings=warnings)
 
     async def _delete(self, request: web.Request, path: ResourcePath) -> web.Response:
         body = await self._body(request) if request.can_read_body else None

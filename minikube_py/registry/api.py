@@ -129,10 +129,15 @@ class API:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        validate: Callable[[Obj], Obj] | None = None,
     ) -> Obj:
+        """``validate`` sees the patched object first (the API server's field check)."""
+
         def mutate(current: Obj) -> Obj:
             current["metadata"].pop("resourceVersion", None)
             patched = patching.apply(flavour, current, patch, info.api_version, info.kind)
+            if validate is not None:
+                patched = validate(patched)
             return check_type(patched, info)
 
         written = await self.resource(info).registry.update(

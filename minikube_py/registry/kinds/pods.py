@@ -242,6 +242,8 @@ def _mutable_view(new: Obj, old: Obj) -> Obj:
     """``new`` with the fields an update may change taken from ``old`` undone."""
     view = dict(new)
     for key in ("containers", "initContainers"):
+        if key not in new and key not in old:
+            continue
         new_list, old_list = new.get(key) or [], old.get(key) or []
         if len(new_list) == len(old_list):
             view[key] = [

@@ -1,0 +1,116 @@
+"""The kubelet: register the node, then keep this node's pods in step with the runtime.
+
+Pods come from an informer on ``spec.nodeName=<node>``; a PLEG-like relist of the
+runtime every second notices containers that changed on their own (exits, crashes)
+and containers of pods the API no longer has (orphans, removed). Each pod uid is a key
+in one work queue, so a pod is never synced twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from minikube_py.client.informer import Informer
+from minikube_py.client.interface import Client, Selection
+from minikube_py.client.workqueue import WorkQueue, work
+from minikube_py.kubelet.node import NodeAgent, NodeConfig
+from minikube_py.kubelet.runtime.interface import ContainerRuntime, RuntimeUnavailable
+from minikube_py.kubelet.sync import PODS, Backoff, PodSyncer
+from minikube_py.meta.objects import Obj
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class KubeletConfig:
+    node: NodeConfig
+    workers: int = 4
+    relist_interval: float = 1.0
+    crash_backoff: float = 10.0
+
+
+class Kubelet:
+    def __init__(self, client: Client, runtime: ContainerRuntime, config: KubeletConfig) -> None:
+        self.client = client
+        self.runtime = runtime
+        self.config = config
+        self.node = NodeAgent(client, runtime, config.node)
+        self.queue = WorkQueue()
+        self.pods = Informer(
+            client, PODS, Selection(field_selector=f"spec.nodeName={config.node.name}")
+        )
+        self.by_uid: dict[str, Obj] = {}
+        self.syncer = PodSyncer(
+            runtime,
+            client,
+            root_dir=config.node.root_dir,
+            host_ip=self.node.ip,
+            backoff=Backoff(base=config.crash_backoff),
+        )
+        self._fingerprints: dict[str, tuple[object, ...]] = {}
+        self.pods.on_change(self._pod_changed)
+
+    def _pod_changed(self, kind: str, pod: Obj, previous: Obj | None) -> None:
+        uid = str(pod["metadata"]["uid"])
+        if kind == "DELETED":
+            self.by_uid.pop(uid, None)
+        else:
+            self.by_uid[uid] = pod
+        self.queue.add(uid)
+
+    async def run(self) -> None:
+        self.config.node.root_dir.mkdir(parents=True, exist_ok=True)
+        await self.node.register()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.node.run_lease(), name="node-lease")
+            group.create_task(self.node.run_status(), name="node-status")
+            group.create_task(self.pods.run(), name="pod-informer")
+            await self.pods.synced.wait()
+            for index in range(self.config.workers):
+                group.create_task(
+                    work(self.queue, self._sync, on_error=self._failed), name=f"pod-worker-{index}"
+                )
+            group.create_task(self._relist(), name="pleg")
+
+    async def _sync(self, uid: str) -> float | None:
+        pod = self.by_uid.get(uid)
+        if pod is not None:
+            fresh = self.pods.get(f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}")
+            if fresh is not None and fresh["metadata"].get("uid") == uid:
+                pod = fresh
+        return await self.syncer.sync(uid, pod)
+
+    @staticmethod
+    def _failed(uid: str, exc: Exception) -> None:
+        log.warning("pod sync failed", uid=uid, error=f"{type(exc).__name__}: {exc}")
+
+    async def _relist(self) -> None:
+        """Enqueue pods whose runtime state changed, and orphans, once per interval."""
+        while True:
+            try:
+                containers = await self.runtime.containers()
+                sandboxes = await self.runtime.sandboxes()
+            except RuntimeUnavailable:
+                await asyncio.sleep(self.config.relist_interval)
+                continue
+            seen: dict[str, list[object]] = {}
+            for c in containers:
+                seen.setdefault(c.pod.uid, []).append((c.id, c.state, c.exit_code))
+            for s in sandboxes:
+                seen.setdefault(s.pod.uid, []).append((s.id, s.ready, s.ip))
+            for uid, parts in seen.items():
+                fingerprint = tuple(sorted(map(repr, parts)))
+                if self._fingerprints.get(uid) != fingerprint or uid not in self.by_uid:
+                    self._fingerprints[uid] = fingerprint
+                    self.queue.add(uid)
+            for uid in set(self._fingerprints) - set(seen):
+                del self._fingerprints[uid]
+            await asyncio.sleep(self.config.relist_interval)
+
+
+def default_root(data_dir: Path) -> Path:
+    return data_dir / "kubelet"

@@ -1,0 +1,319 @@
+"""One pod's sync: make the runtime match the pod's spec, then report its status.
+
+Called by the kubelet's work queue for a pod uid whenever the pod or its containers
+change. Idempotent: it compares what the runtime holds (found by labels) with what the
+spec wants and does the next steps; it never assumes what an earlier call did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from minikube_py import errors
+from minikube_py.client.interface import Client
+from minikube_py.kubelet import podstatus, volumes
+from minikube_py.kubelet.containers import container_config
+from minikube_py.kubelet.runtime.interface import (
+    ContainerRuntime,
+    ContainerState,
+    ContainerStatus,
+    ImagePullError,
+    PodRef,
+    PortMapping,
+    SandboxConfig,
+    SandboxStatus,
+)
+from minikube_py.kubelet.volumes import VolumeError
+from minikube_py.meta.objects import Obj, dig
+from minikube_py.registry.kinds import catalog
+
+log = structlog.get_logger(__name__)
+
+_CATALOG = catalog()
+PODS = _CATALOG.by_kind("", "Pod").info  # type: ignore[union-attr]
+KINDS = {
+    "ConfigMap": _CATALOG.by_kind("", "ConfigMap").info,  # type: ignore[union-attr]
+    "Secret": _CATALOG.by_kind("", "Secret").info,  # type: ignore[union-attr]
+}
+
+
+@dataclass
+class Backoff:
+    """CrashLoopBackOff and ImagePullBackOff: 10 s doubling to 5 min, per container."""
+
+    base: float = 10.0
+    cap: float = 300.0
+    entries: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+
+    def blocked_for(self, key: tuple[str, str], now: float) -> float:
+        until, _ = self.entries.get(key, (0.0, 0.0))
+        return max(0.0, until - now)
+
+    def hit(self, key: tuple[str, str], now: float) -> None:
+        _, delay = self.entries.get(key, (0.0, 0.0))
+        delay = self.base if delay == 0 else min(delay * 2, self.cap)
+        self.entries[key] = (now + delay, delay)
+
+    def forget_pod(self, uid: str) -> None:
+        for key in [k for k in self.entries if k[0] == uid]:
+            del self.entries[key]
+
+
+def should_restart(policy: str, status: ContainerStatus) -> bool:
+    if policy == "Always":
+        return True
+    return policy == "OnFailure" and status.exit_code != 0
+
+
+def newest(
+    containers: list[ContainerStatus],
+) -> tuple[dict[str, ContainerStatus], dict[str, ContainerStatus]]:
+    """Per container name: the newest attempt and the one before it."""
+    latest: dict[str, ContainerStatus] = {}
+    previous: dict[str, ContainerStatus] = {}
+    for status in sorted(containers, key=lambda c: (c.attempt, c.created_at)):
+        if status.name in latest:
+            previous[status.name] = latest[status.name]
+        latest[status.name] = status
+    return latest, previous
+
+
+def pod_ref(pod: Obj) -> PodRef:
+    meta = pod["metadata"]
+    return PodRef(str(meta["uid"]), str(meta["name"]), str(meta.get("namespace", "")))
+
+
+class PodSyncer:
+    def __init__(
+        self,
+        runtime: ContainerRuntime,
+        client: Client,
+        *,
+        root_dir: Path,
+        host_ip: str,
+        clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.client = client
+        self.root_dir = root_dir
+        self.host_ip = host_ip
+        self.clock = clock
+        self.backoff = backoff or Backoff()
+        self.started: dict[str, float] = {}
+
+    # -- tear down --
+
+    async def teardown(self, uid: str, grace: float) -> None:
+        """Stop and remove everything of pod ``uid`` (containers first, then the sandbox)."""
+        containers = await self.runtime.containers(uid)
+        running = [c for c in containers if c.state is ContainerState.RUNNING]
+        await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
+        for container in containers:
+            await self.runtime.remove_container(container.id)
+        for sandbox in await self.runtime.sandboxes(uid):
+            await self.runtime.stop_sandbox(sandbox.id, 0)
+            await self.runtime.remove_sandbox(sandbox.id)
+        volumes.cleanup(self.root_dir, uid)
+        self.backoff.forget_pod(uid)
+        self.started.pop(uid, None)
+
+    # -- the sync --
+
+    async def sync(self, uid: str, pod: Obj | None) -> float | None:
+        """Bring pod ``uid`` to its desired state; seconds until it wants another look."""
+        if pod is None:
+            await self.teardown(uid, 0)
+            return None
+        meta = pod["metadata"]
+        if meta.get("deletionTimestamp"):
+            await self.teardown(uid, float(meta.get("deletionGracePeriodSeconds") or 0))
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self.client.delete(
+                    PODS, meta["namespace"], meta["name"], grace_period=0, uid=uid
+                )
+            return None
+        if dig(pod, "status", "phase") in ("Succeeded", "Failed"):
+            return None
+        waiting: dict[str, tuple[str, str]] = {}
+        requeue = await self._converge(pod, waiting)
+        await self._report(pod, waiting)
+        return requeue
+
+    async def _fetch(self, namespace: str) -> volumes.Fetch:
+        async def fetch(kind: str, name: str) -> Obj | None:
+            try:
+                return await self.client.get(KINDS[kind], namespace, name)
+            except errors.NotFound:
+                return None
+
+        return fetch
+
+    async def _converge(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> float | None:
+        uid = str(pod["metadata"]["uid"])
+        fetch = await self._fetch(str(pod["metadata"].get("namespace", "")))
+        try:
+            host_volumes = await volumes.prepare(self.root_dir, pod, fetch)
+        except VolumeError as exc:
+            for container in dig(pod, "spec", "containers") or []:
+                waiting[str(container["name"])] = ("ContainerCreating", str(exc))
+            return 2.0
+        sandbox = await self._ensure_sandbox(pod)
+        self.started.setdefault(uid, self.clock())
+        containers = await self.runtime.containers(uid)
+        current = [c for c in containers if c.attempt >= 0]
+        latest, _ = newest(current)
+        spec = pod.get("spec") or {}
+        policy = str(spec.get("restartPolicy", "Always"))
+        for init in spec.get("initContainers") or []:
+            status = latest.get(str(init["name"]))
+            if (
+                status is not None
+                and status.state is ContainerState.EXITED
+                and status.exit_code == 0
+            ):
+                continue
+            return await self._advance(
+                pod, init, status, sandbox, host_volumes, policy, waiting, fetch
+            )
+        delays = []
+        for container in spec.get("containers") or []:
+            status = latest.get(str(container["name"]))
+            delay = await self._advance(
+                pod, container, status, sandbox, host_volumes, policy, waiting, fetch
+            )
+            if delay is not None:
+                delays.append(delay)
+        return min(delays) if delays else None
+
+    async def _ensure_sandbox(self, pod: Obj) -> SandboxStatus:
+        ref = pod_ref(pod)
+        sandboxes = sorted(await self.runtime.sandboxes(ref.uid), key=lambda s: s.attempt)
+        if sandboxes and sandboxes[-1].ready:
+            return sandboxes[-1]
+        attempt = sandboxes[-1].attempt + 1 if sandboxes else 0
+        if sandboxes:  # a dead sandbox takes its containers with it
+            await self.teardown_containers(ref.uid)
+            for old in sandboxes:
+                await self.runtime.remove_sandbox(old.id)
+        spec = pod.get("spec") or {}
+        ports = tuple(
+            PortMapping(
+                int(p["containerPort"]),
+                int(p.get("hostPort") or 0),
+                str(p.get("protocol", "TCP")),
+                str(p.get("hostIP") or ""),
+            )
+            for c in spec.get("containers") or []
+            for p in c.get("ports") or []
+            if p.get("hostPort")
+        )
+        config = SandboxConfig(
+            pod=ref,
+            attempt=attempt,
+            hostname=str(spec.get("hostname") or ref.name)[:63],
+            host_network=bool(spec.get("hostNetwork")),
+            ports=ports,
+        )
+        await self.runtime.run_sandbox(config)
+        found = [s for s in await self.runtime.sandboxes(ref.uid) if s.attempt == attempt]
+        return found[0]
+
+    async def teardown_containers(self, uid: str) -> None:
+        for container in await self.runtime.containers(uid):
+            await self.runtime.stop_container(container.id, 0)
+            await self.runtime.remove_container(container.id)
+
+    async def _advance(
+        self,
+        pod: Obj,
+        container: Obj,
+        status: ContainerStatus | None,
+        sandbox: SandboxStatus,
+        host_volumes: dict[str, volumes.HostVolume],
+        policy: str,
+        waiting: dict[str, tuple[str, str]],
+        fetch: volumes.Fetch,
+    ) -> float | None:
+        """One container's next step; returns when to look again, if not on an event."""
+        name = str(container["name"])
+        uid = str(pod["metadata"]["uid"])
+        if status is not None and status.state is ContainerState.RUNNING:
+            return None
+        if status is not None and status.state is ContainerState.CREATED:
+            await self.runtime.start_container(status.id)
+            return None
+        if status is not None and not should_restart(policy, status):
+            return None
+        now = self.clock()
+        key = (uid, name)
+        if status is not None:
+            blocked = self.backoff.blocked_for(key, now)
+            if blocked > 0:
+                pod_name = f"{pod['metadata']['name']}_{pod['metadata'].get('namespace')}({uid})"
+                delay = int(self.backoff.entries[key][1])
+                waiting[name] = (
+                    "CrashLoopBackOff",
+                    f"back-off {delay}s restarting failed container={name} pod={pod_name}",
+                )
+                return blocked
+        attempt = status.attempt + 1 if status is not None else 0
+        try:
+            await self.runtime.ensure_image(
+                str(container.get("image", "")),
+                str(container.get("imagePullPolicy", "IfNotPresent")),
+            )
+        except ImagePullError as exc:
+            waiting[name] = ("ErrImagePull", str(exc))
+            self.backoff.hit(key, now)
+            return self.backoff.blocked_for(key, now)
+        try:
+            config = await container_config(pod, container, attempt, host_volumes, fetch)
+        except VolumeError as exc:
+            waiting[name] = ("CreateContainerConfigError", str(exc))
+            return 2.0
+        container_id = await self.runtime.create_container(sandbox.id, config)
+        await self.runtime.start_container(container_id)
+        if status is not None:
+            self.backoff.hit(key, now)
+            await self._prune(uid, name, keep=status.id)
+        return None
+
+    async def _prune(self, uid: str, name: str, keep: str) -> None:
+        """Keep the newest and the previous attempt of a container; remove older ones."""
+        attempts = sorted(
+            (c for c in await self.runtime.containers(uid) if c.name == name),
+            key=lambda c: c.attempt,
+        )
+        for old in attempts[:-2]:
+            if old.id != keep:
+                await self.runtime.remove_container(old.id)
+
+    async def _report(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> None:
+        uid = str(pod["metadata"]["uid"])
+        sandboxes = sorted(await self.runtime.sandboxes(uid), key=lambda s: s.attempt)
+        containers = await self.runtime.containers(uid)
+        latest, previous = newest(containers)
+        ready = {name: status.state is ContainerState.RUNNING for name, status in latest.items()}
+        observed = podstatus.Observed(
+            sandbox=sandboxes[-1] if sandboxes else None,
+            latest=latest,
+            previous=previous,
+            waiting=waiting,
+            ready=ready,
+            host_ip=self.host_ip,
+            start_time=self.started.get(uid, 0.0),
+        )
+        status = podstatus.pod_status(pod, observed, self.clock())
+        if status == pod.get("status"):
+            return
+        await self.client.update(
+            PODS, pod["metadata"]["namespace"], {**pod, "status": status}, subresource="status"
+        )
