@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +42,23 @@ def _add_apiserver_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable-admission-plugins", default="", help=argparse.SUPPRESS)
 
 
+def _add_kubelet_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", type=Path, required=True)
+    parser.add_argument("--node-name", default=socket.gethostname().lower())
+    parser.add_argument(
+        "--docker-host", default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    )
+    parser.add_argument("--pod-infra-container-image", default="registry.k8s.io/pause:3.10")
+    parser.add_argument("--pod-manifest-path", type=Path, default=None)
+    parser.add_argument("--root-dir", type=Path, default=None)
+    parser.add_argument("--max-pods", type=int, default=110)
+    parser.add_argument("--node-labels", default="", help="key=value[,key=value]")
+    parser.add_argument("--register-with-taints", default="", help="key=value:Effect[,...]")
+    parser.add_argument("--node-status-update-frequency", type=float, default=10.0)
+    # Accepted for compatibility with the seed's kubelet invocation.
+    parser.add_argument("--fail-swap-on", default="false", help=argparse.SUPPRESS)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minikube-py", description="A whole Kubernetes cluster in one Python process."
@@ -49,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="command")
     commands.add_parser("version", help="print the version")
     _add_apiserver_flags(commands.add_parser("apiserver", help="run the API server"))
+    _add_kubelet_flags(commands.add_parser("kubelet", help="run a kubelet for this machine"))
     return parser
 
 
@@ -76,6 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     mlogging.configure(fmt=args.log_format, level=args.log_level)
     if args.command == "version":
         print(f"minikube-py {__version__}")
+        return 0
+    if args.command == "kubelet":
+        from minikube_py.kubelet import standalone
+
+        try:
+            asyncio.run(until_signalled(standalone.run(standalone.config_from(args))))
+        except KeyboardInterrupt:
+            return 0
+        except Exception as exc:
+            return _fail(_start_failure(_root(exc), args))
         return 0
     if args.command == "apiserver":
         from minikube_py.apiserver import server
