@@ -1,0 +1,1 @@
+"""Controllers: each an informer-fed work queue reconciling one kind of object."""
