@@ -1,0 +1,368 @@
+"""DockerRuntime: the ContainerRuntime over one shared aiodocker connection.
+
+The only module that imports aiodocker. Its errors are translated here, once: a daemon
+that does not answer becomes RuntimeUnavailable (the node turns NotReady), a missing
+object ContainerNotFound (a LookupError, so callers need not import this module), anything
+else the daemon refuses DockerCallError. Stop and remove of a missing object succeed: the
+kubelet retries them and must converge, not fail.
+
+Everything is created with labels (``docker_config``), so the state is read back from
+Docker after a restart: nothing is kept in memory that Docker does not also know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any, cast
+
+import aiodocker
+import aiohttp
+import structlog
+
+from minikube_py.kubelet.runtime.docker_config import (
+    DEFAULT_PAUSE_IMAGE,
+    TYPE_CONTAINER,
+    TYPE_SANDBOX,
+    Body,
+    container_body,
+    container_name,
+    label_filters,
+    parse_container,
+    parse_sandbox,
+    sandbox_body,
+    sandbox_name,
+)
+from minikube_py.kubelet.runtime.interface import (
+    MANAGED_BY,
+    NODE_NAME,
+    ContainerConfig,
+    ContainerStatus,
+    ExecResult,
+    ImagePullError,
+    RuntimeUnavailable,
+    SandboxConfig,
+    SandboxStatus,
+)
+
+__all__ = ["ContainerNotFound", "DockerCallError", "DockerRuntime"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_SCHEMES = re.compile(r"^(unix|tcp|http|https|ssh)://")
+_CONNECTION_LOST = 900  # aiodocker's status for "could not connect"
+
+
+class DockerCallError(RuntimeError):
+    """The daemon answered but refused the call (bad config, conflict, its own failure)."""
+
+
+class ContainerNotFound(DockerCallError, LookupError):
+    """No such container (or exec): it was removed, or never existed on this daemon."""
+
+
+class DockerRuntime:
+    """Pods as Docker containers: a pause sandbox per pod, app containers joining it.
+
+    ``docker`` is a connection shared with its owner (who closes it); without it one is
+    opened to ``docker_host`` (default ``$DOCKER_HOST``, else the local socket) on first
+    use and closed by ``close()``. ``node_name`` is put on, and filtered by, every
+    listing, so several kubelets can share one daemon without seeing each other's pods.
+    """
+
+    def __init__(
+        self,
+        *,
+        node_name: str,
+        docker: aiodocker.Docker | None = None,
+        docker_host: str | None = None,
+        pause_image: str = DEFAULT_PAUSE_IMAGE,
+        pull_timeout: float = 300.0,
+        ping_timeout: float = 5.0,
+    ) -> None:
+        self.node_name = node_name
+        self.pause_image = pause_image
+        self.pull_timeout = pull_timeout
+        self.ping_timeout = ping_timeout
+        self.docker_host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        if docker is None and not _SCHEMES.match(self.docker_host):
+            raise ValueError(f"unsupported Docker host {self.docker_host!r} (unix:// or tcp://)")
+        self._docker = docker
+        self._owned = docker is None
+
+    # -- the connection and its errors --
+
+    def _client(self) -> aiodocker.Docker:
+        """Opened lazily: aiohttp needs the running event loop, a constructor may not have it."""
+        if self._docker is None:
+            # Bounded connect and reads; aiodocker lifts the read bound itself for the
+            # long calls (stop with grace, pull, logs, exec streams).
+            timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=120)
+            self._docker = aiodocker.Docker(url=self.docker_host, timeout=timeout)
+        return self._docker
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Translate aiodocker/aiohttp errors raised by the block into the runtime's own."""
+        try:
+            yield
+        except aiodocker.DockerError as exc:
+            if exc.status == _CONNECTION_LOST:
+                raise RuntimeUnavailable(self._unavailable(what, exc.message)) from exc
+            if exc.status == 404:
+                raise ContainerNotFound(f"{what}: not found ({exc.message})") from exc
+            raise DockerCallError(f"{what}: {exc.message} (HTTP {exc.status})") from exc
+        except (aiohttp.ClientConnectionError, OSError) as exc:  # OSError: TimeoutError too
+            raise RuntimeUnavailable(self._unavailable(what, repr(exc))) from exc
+
+    def _unavailable(self, what: str, detail: str) -> str:
+        return f"Docker at {self.docker_host} does not answer ({what}): {detail}"
+
+    async def close(self) -> None:
+        if self._docker is not None and self._owned:
+            await self._docker.close()
+            self._docker = None
+
+    # -- daemon --
+
+    async def version(self) -> str:
+        with self._errors("version"):
+            info = await self._client().version()
+        return f"docker://{info['Version']}"
+
+    async def ping(self) -> None:
+        """A version call bounded by ``ping_timeout``: a hung daemon must not hang the node."""
+        try:
+            async with asyncio.timeout(self.ping_timeout):
+                await self.version()
+        except TimeoutError as exc:
+            detail = f"no answer within {self.ping_timeout}s"
+            raise RuntimeUnavailable(self._unavailable("ping", detail)) from exc
+
+    # -- images --
+
+    async def _image_id(self, image: str) -> str | None:
+        try:
+            with self._errors(f"inspect image {image}"):
+                info = await self._client().images.inspect(image)
+        except ContainerNotFound:
+            return None
+        return str(info["Id"])
+
+    async def _pull(self, image: str) -> None:
+        try:
+            async with asyncio.timeout(self.pull_timeout):
+                with self._errors(f"pull {image}"):
+                    await self._client().images.pull(image)
+        except TimeoutError as exc:
+            message = f'Failed to pull image "{image}": no progress in {self.pull_timeout}s'
+            raise ImagePullError(message) from exc
+        except DockerCallError as exc:
+            raise ImagePullError(f'Failed to pull image "{image}": {exc}') from exc
+
+    async def ensure_image(self, image: str, policy: str) -> str:
+        """The image's ``sha256:`` ID, present per ``policy`` (Always/IfNotPresent/Never).
+
+        Always falls back to a local copy when the pull fails: this cluster often runs
+        without any registry (images built or loaded locally), where a strict Always would
+        make every such pod ErrImagePull. Real kubelets fail instead; we log a warning.
+        """
+        if policy not in PULL_POLICIES:
+            raise ValueError(f"unknown image pull policy {policy!r}")
+        local = await self._image_id(image)
+        if policy == "Never" or (policy == "IfNotPresent" and local is not None):
+            if local is None:
+                raise ImagePullError(
+                    f'Container image "{image}" is not present with pull policy of Never'
+                )
+            return local
+        try:
+            await self._pull(image)
+        except ImagePullError as exc:
+            if local is None:
+                raise
+            log.warning("pull failed, using the local image", image=image, error=str(exc))
+            return local
+        pulled = await self._image_id(image)
+        if pulled is None:
+            raise ImagePullError(f'Failed to pull image "{image}": not present after the pull')
+        return pulled
+
+    # -- create, start, stop, remove --
+
+    async def _create(self, name: str, body: Body) -> tuple[str, bool]:
+        """Create ``name``; (its ID, whether it already existed and was adopted).
+
+        A name conflict means an earlier call (timed out, or before a crash) got this far:
+        our own container still created or running is that call's result and is returned;
+        an exited one is removed and created anew. Someone else's is an error.
+        """
+        containers = self._client().containers
+        try:
+            with self._errors(f"create {name}"):
+                return (await containers.create(body, name=name)).id, False
+        except DockerCallError as exc:
+            if "Conflict" not in str(exc) and "already in use" not in str(exc):
+                raise
+        with self._errors(f"inspect {name}"):
+            info = await containers.container(name).show()
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get(MANAGED_BY) != "true" or labels.get(NODE_NAME) != self.node_name:
+            raise DockerCallError(f"create {name}: the name is taken by a foreign container")
+        if (info.get("State") or {}).get("Status") in ("created", "running"):
+            return str(info["Id"]), True
+        await self.remove_container(str(info["Id"]))
+        with self._errors(f"create {name}"):
+            return (await containers.create(body, name=name)).id, False
+
+    async def run_sandbox(self, config: SandboxConfig) -> str:
+        await self.ensure_image(self.pause_image, "IfNotPresent")
+        body = sandbox_body(config, image=self.pause_image, node_name=self.node_name)
+        sandbox_id, _ = await self._create(sandbox_name(config.pod, config.attempt), body)
+        await self.start_container(sandbox_id)
+        return sandbox_id
+
+    async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
+        body = container_body(config, sandbox_id=sandbox_id, node_name=self.node_name)
+        container_id, _ = await self._create(container_name(config), body)
+        return container_id
+
+    async def start_container(self, container_id: str) -> None:
+        """Starting a running container is a no-op (Docker answers 304)."""
+        with self._errors(f"start {container_id}"):
+            await self._client().containers.container(container_id).start()
+
+    async def stop_container(self, container_id: str, grace_seconds: float) -> None:
+        """Docker's stop: SIGTERM (or the image's STOPSIGNAL), SIGKILL after whole seconds."""
+        grace = max(0, math.ceil(grace_seconds))
+        with contextlib.suppress(ContainerNotFound), self._errors(f"stop {container_id}"):
+            await self._client().containers.container(container_id).stop(t=grace)
+
+    async def remove_container(self, container_id: str) -> None:
+        """Forced (a running container is killed) and with its anonymous volumes."""
+        try:
+            with self._errors(f"remove {container_id}"):
+                await self._client().containers.container(container_id).delete(force=True, v=True)
+        except ContainerNotFound:
+            pass
+        except DockerCallError as exc:
+            if "already in progress" not in str(exc):  # someone else removes it: fine
+                raise
+
+    async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None:
+        """Stops the sandbox's containers too, as the CRI requires, then the pause process."""
+        members = await self._ids(TYPE_CONTAINER, sandbox_id=sandbox_id)
+        await asyncio.gather(*(self.stop_container(c, grace_seconds) for c in members))
+        await self.stop_container(sandbox_id, grace_seconds)
+
+    async def remove_sandbox(self, sandbox_id: str) -> None:
+        """Removes the sandbox's containers (running or not) too, as the CRI requires."""
+        members = await self._ids(TYPE_CONTAINER, sandbox_id=sandbox_id)
+        await asyncio.gather(*(self.remove_container(c) for c in members))
+        await self.remove_container(sandbox_id)
+
+    # -- listing --
+
+    async def _ids(self, kind: str, **match: str | None) -> list[str]:
+        filters = label_filters(self.node_name, kind, **match)
+        with self._errors(f"list {kind}"):
+            found = await self._client().containers.list(all=True, filters=filters)
+        return [item.id for item in found]
+
+    async def _inspect_all(self, ids: list[str]) -> list[dict[str, Any]]:
+        """Inspect concurrently; a container removed meanwhile is simply left out."""
+
+        async def one(container_id: str) -> dict[str, Any] | None:
+            try:
+                with self._errors(f"inspect {container_id}"):
+                    return await self._client().containers.container(container_id).show()
+            except ContainerNotFound:
+                return None
+
+        return [info for info in await asyncio.gather(*map(one, ids)) if info is not None]
+
+    async def sandboxes(self, pod_uid: str | None = None) -> list[SandboxStatus]:
+        infos = await self._inspect_all(await self._ids(TYPE_SANDBOX, pod_uid=pod_uid))
+        return sorted(map(parse_sandbox, infos), key=lambda s: (s.created_at, s.id))
+
+    async def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        infos = await self._inspect_all(await self._ids(TYPE_CONTAINER, pod_uid=pod_uid))
+        return sorted(map(parse_container, infos), key=lambda c: (c.created_at, c.id))
+
+    # -- logs and exec --
+
+    async def logs(
+        self,
+        container_id: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        since: float | None = None,
+        timestamps: bool = False,
+    ) -> AsyncIterator[bytes]:
+        """stdout and stderr in the order written, as chunks (usually one line each).
+
+        aiodocker decodes log frames as UTF-8 and drops invalid bytes, so a binary log
+        comes back lossy; the chunks are re-encoded UTF-8.
+        """
+        params: dict[str, Any] = {"timestamps": timestamps, "tail": "all" if tail is None else tail}
+        if since is not None:
+            params["since"] = f"{since:.9f}"  # Docker takes fractional epoch seconds
+        container = self._client().containers.container(container_id)
+        what = f"logs of {container_id}"
+        if not follow:
+            with self._errors(what):
+                chunks = await container.log(stdout=True, stderr=True, **params)
+            for chunk in chunks:
+                yield chunk.encode()
+            return
+        stream = cast(
+            AsyncGenerator[str, None],
+            container.log(stdout=True, stderr=True, follow=True, **params),
+        )
+        try:
+            while True:
+                with self._errors(what):
+                    try:
+                        chunk = await anext(stream)
+                    except StopAsyncIteration:
+                        return
+                yield chunk.encode()
+        finally:
+            await stream.aclose()
+
+    async def exec(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
+        """Run ``command`` to completion; TimeoutError after ``limit_seconds``.
+
+        Docker cannot kill an exec'd process: after a timeout it may run on in the container,
+        as with the Docker shim.
+        """
+        what = f"exec {command!r} in {container_id}"
+        output = bytearray()
+        try:
+            async with asyncio.timeout(limit_seconds):
+                with self._errors(what):
+                    container = self._client().containers.container(container_id)
+                    execution = await container.exec(command, stdout=True, stderr=True)
+                    async with execution.start(detach=False) as stream:
+                        while (message := await stream.read_out()) is not None:
+                            output += message.data
+                    exit_code = await self._exit_code(execution)
+        except TimeoutError as exc:  # only asyncio.timeout's: _errors maps the others
+            raise TimeoutError(f"{what} timed out after {limit_seconds}s") from exc
+        return ExecResult(exit_code=exit_code, output=bytes(output))
+
+    @staticmethod
+    async def _exit_code(execution: aiodocker.execs.Exec) -> int:
+        """The stream can end a moment before Docker records the exit: poll until it has."""
+        while True:
+            info = await execution.inspect()
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            await asyncio.sleep(0.01)
