@@ -59,6 +59,20 @@ def _add_kubelet_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-swap-on", default="false", help=argparse.SUPPRESS)
 
 
+def _add_up_flags(parser: argparse.ArgumentParser) -> None:
+    _add_store_flags(parser)
+    parser.add_argument(
+        "--docker-host", default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    )
+    parser.add_argument("--node-name", default=socket.gethostname().lower())
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--bind-address", default="127.0.0.1")
+    parser.add_argument("--service-cluster-ip-range", default="10.0.0.0/16")
+    parser.add_argument("--pod-manifest-path", type=Path, default=None)
+    parser.add_argument("--simulated-nodes", type=int, default=0)
+    parser.add_argument("--no-update-kubeconfig", action="store_true")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minikube-py", description="A whole Kubernetes cluster in one Python process."
@@ -69,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print the version")
     _add_apiserver_flags(commands.add_parser("apiserver", help="run the API server"))
     _add_kubelet_flags(commands.add_parser("kubelet", help="run a kubelet for this machine"))
+    _add_up_flags(commands.add_parser("up", help="run the whole cluster in this process"))
+    for name, text in (
+        ("status", "say whether a cluster is up"),
+        ("down", "stop a running cluster and remove its containers"),
+        ("kubeconfig", "print the cluster's kubeconfig"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--data-dir", type=Path, default=None)
+        if name == "down":
+            sub.add_argument("--purge", action="store_true", help="also delete the data dir")
     return parser
 
 
@@ -97,6 +121,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"minikube-py {__version__}")
         return 0
+    if args.command == "up":
+        from minikube_py import up
+
+        try:
+            return up.main(args)
+        except KeyboardInterrupt:
+            return 0
+        except Exception as exc:
+            return _fail(_start_failure(_root(exc), args))
+    if args.command in ("status", "down", "kubeconfig"):
+        from minikube_py import manage
+
+        return manage.main(args)
     if args.command == "kubelet":
         from minikube_py.kubelet import standalone
 

@@ -318,6 +318,8 @@ def parse_container(info: Mapping[str, Any]) -> ContainerStatus:
     state = info.get("State") or {}
     status, reason = _state_and_reason(state)
     count = labels.get(RESTART_COUNT, "0")
+    started = parse_time(state.get("StartedAt"))
+    finished = parse_time(state.get("FinishedAt"))
     return ContainerStatus(
         id=str(info["Id"]),
         pod=pod_of(labels),
@@ -327,8 +329,10 @@ def parse_container(info: Mapping[str, Any]) -> ContainerStatus:
         image_id=str(info.get("Image", "")),
         state=status,
         created_at=parse_time(info.get("Created")),
-        started_at=parse_time(state.get("StartedAt")),
-        finished_at=parse_time(state.get("FinishedAt")),
+        started_at=started,
+        # Docker may record a fast container's exit before its start (both set by the
+        # daemon on different paths): never report finishing before starting.
+        finished_at=max(finished, started) if finished else 0.0,
         exit_code=int(state.get("ExitCode") or 0),
         reason=reason,
         message=str(state.get("Error") or ""),
