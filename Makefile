@@ -28,6 +28,18 @@ system: ## Install missing system packages (docker.io, etcd, busybox-static, ...
 test: install system ## Set up what the tests need (Docker, images), run pytest, stop what was started
 	scripts/run-tests.sh $(PYTEST_ARGS)
 
+.PHONY: up
+up: install system ## Set up everything, then run the whole cluster here (Ctrl-C stops it)
+	scripts/docker-daemon.sh start
+	scripts/images.sh
+	$(VENV)/bin/minikube-py up $(UP_ARGS)
+
+.PHONY: demo
+demo: install system ## Tell the seed's story on a real etcd, step by step
+	@started=0; if ! docker info >/dev/null 2>&1; then started=1; fi; \
+	scripts/docker-daemon.sh start && scripts/images.sh && \
+	{ scripts/demo.sh; status=$$?; if [ $$started = 1 ]; then scripts/docker-daemon.sh stop; fi; exit $$status; }
+
 .PHONY: lint
 lint: install ## ruff check, ruff format --check, mypy --strict
 	$(VENV)/bin/ruff check minikube_py tests scripts bench
