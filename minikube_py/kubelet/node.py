@@ -173,7 +173,7 @@ class NodeAgent:
         self._runtime_version = "docker://unknown"
         self._last_write = 0.0
 
-    def _node(self) -> Obj:
+    def _node(self, runtime_error: str | None) -> Obj:
         name = self.config.name
         labels = {
             "kubernetes.io/hostname": name,
@@ -195,7 +195,7 @@ class NodeAgent:
                 "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
             },
             "spec": spec,
-            "status": self._status(None, []),
+            "status": self._status(runtime_error, []),
         }
 
     def _status(self, runtime_error: str | None, previous: list[Obj]) -> Obj:
@@ -227,18 +227,19 @@ class NodeAgent:
     async def register(self) -> None:
         with contextlib.suppress(RuntimeUnavailable):
             self._runtime_version = await self.runtime.version()
+        wanted = self._node(await self._runtime_error())
         try:
-            await self.client.create(NODES, "", self._node())
+            await self.client.create(NODES, "", wanted)
             log.info("node registered", node=self.config.name)
         except errors.AlreadyExists:
             current = await self.client.get(NODES, "", self.config.name)
-            wanted = self._node()
             current["metadata"]["labels"] = {
                 **current["metadata"].get("labels", {}),
                 **wanted["metadata"]["labels"],
             }
             await self.client.update(NODES, "", current)
             log.info("node re-registered", node=self.config.name)
+        await self._renew()  # a registered node always has its Lease
         self.registered.set()
 
     async def run_status(self) -> None:

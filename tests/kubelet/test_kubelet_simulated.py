@@ -73,7 +73,15 @@ async def test_node_registers_ready_with_a_lease(cluster: Cluster) -> None:
         conditions = {c["type"]: c["status"] for c in node["status"]["conditions"]}
         return conditions.get("Ready") == "True"
 
+    async def leased() -> bool:
+        try:
+            await cluster.client.get(LEASES, "kube-node-lease", cluster.node)
+        except errors.NotFound:
+            return False
+        return True
+
     await wait_until(ready, what="node Ready")
+    await wait_until(leased, what="node Lease")
     node = await cluster.client.get(NODES, "", cluster.node)
     labels = node["metadata"]["labels"]
     assert labels["kubernetes.io/hostname"] == "sim-1"

@@ -2,7 +2,7 @@
 
 The only module that imports aiodocker. Its errors are translated here, once: a daemon
 that does not answer becomes RuntimeUnavailable (the node turns NotReady), a missing
-object ContainerNotFound (a LookupError, so callers need not import this module), anything
+object DockerNotFound (a LookupError, so callers need not import this module), anything
 else the daemon refuses DockerCallError. Stop and remove of a missing object succeed: the
 kubelet retries them and must converge, not fail.
 
@@ -17,8 +17,8 @@ import contextlib
 import math
 import os
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from typing import Any, cast
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any
 
 import aiodocker
 import aiohttp
@@ -49,7 +49,7 @@ from minikube_py.kubelet.runtime.interface import (
     SandboxStatus,
 )
 
-__all__ = ["ContainerNotFound", "DockerCallError", "DockerRuntime"]
+__all__ = ["DockerCallError", "DockerNotFound", "DockerRuntime"]
 
 log = structlog.get_logger(__name__)
 
@@ -57,14 +57,23 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _SCHEMES = re.compile(r"^(unix|tcp|http|https|ssh)://")
 _CONNECTION_LOST = 900  # aiodocker's status for "could not connect"
+# Bounded connect and reads for calls; aiodocker lifts the read bound itself for the long
+# ones (stop with grace, pull, exec streams). A followed log may stay silent for days.
+_CALLS = aiohttp.ClientTimeout(sock_connect=10, sock_read=120)
+_FOLLOWING = aiohttp.ClientTimeout(sock_connect=10)
 
 
 class DockerCallError(RuntimeError):
     """The daemon answered but refused the call (bad config, conflict, its own failure)."""
 
+    def __init__(self, what: str, detail: str, status: int = 0) -> None:
+        super().__init__(f"{what}: {detail}")
+        self.detail = detail  # the daemon's own words
+        self.status = status  # its HTTP status; 0 when there was none
 
-class ContainerNotFound(DockerCallError, LookupError):
-    """No such container (or exec): it was removed, or never existed on this daemon."""
+
+class DockerNotFound(DockerCallError, LookupError):
+    """No such container, image or exec (HTTP 404): removed, or never on this daemon."""
 
 
 class DockerRuntime:
@@ -90,6 +99,7 @@ class DockerRuntime:
         self.pause_image = pause_image
         self.pull_timeout = pull_timeout
         self.ping_timeout = ping_timeout
+        # (with a shared ``docker`` this only names the daemon in error messages)
         self.docker_host = docker_host or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
         if docker is None and not _SCHEMES.match(self.docker_host):
             raise ValueError(f"unsupported Docker host {self.docker_host!r} (unix:// or tcp://)")
@@ -101,10 +111,7 @@ class DockerRuntime:
     def _client(self) -> aiodocker.Docker:
         """Opened lazily: aiohttp needs the running event loop, a constructor may not have it."""
         if self._docker is None:
-            # Bounded connect and reads; aiodocker lifts the read bound itself for the
-            # long calls (stop with grace, pull, logs, exec streams).
-            timeout = aiohttp.ClientTimeout(sock_connect=10, sock_read=120)
-            self._docker = aiodocker.Docker(url=self.docker_host, timeout=timeout)
+            self._docker = aiodocker.Docker(url=self.docker_host, timeout=_CALLS)
         return self._docker
 
     @contextlib.contextmanager
@@ -116,9 +123,9 @@ class DockerRuntime:
             if exc.status == _CONNECTION_LOST:
                 raise RuntimeUnavailable(self._unavailable(what, exc.message)) from exc
             if exc.status == 404:
-                raise ContainerNotFound(f"{what}: not found ({exc.message})") from exc
-            raise DockerCallError(f"{what}: {exc.message} (HTTP {exc.status})") from exc
-        except (aiohttp.ClientConnectionError, OSError) as exc:  # OSError: TimeoutError too
+                raise DockerNotFound(what, f"not found ({exc.message})", 404) from exc
+            raise DockerCallError(what, exc.message, exc.status) from exc
+        except (aiohttp.ClientError, OSError) as exc:  # OSError: TimeoutError too
             raise RuntimeUnavailable(self._unavailable(what, repr(exc))) from exc
 
     def _unavailable(self, what: str, detail: str) -> str:
@@ -151,7 +158,7 @@ class DockerRuntime:
         try:
             with self._errors(f"inspect image {image}"):
                 info = await self._client().images.inspect(image)
-        except ContainerNotFound:
+        except DockerNotFound:
             return None
         return str(info["Id"])
 
@@ -161,10 +168,10 @@ class DockerRuntime:
                 with self._errors(f"pull {image}"):
                     await self._client().images.pull(image)
         except TimeoutError as exc:
-            message = f'Failed to pull image "{image}": no progress in {self.pull_timeout}s'
+            message = f'Failed to pull image "{image}": not done within {self.pull_timeout}s'
             raise ImagePullError(message) from exc
         except DockerCallError as exc:
-            raise ImagePullError(f'Failed to pull image "{image}": {exc}') from exc
+            raise ImagePullError(f'Failed to pull image "{image}": {exc.detail}') from exc
 
     async def ensure_image(self, image: str, policy: str) -> str:
         """The image's ``sha256:`` ID, present per ``policy`` (Always/IfNotPresent/Never).
@@ -196,8 +203,8 @@ class DockerRuntime:
 
     # -- create, start, stop, remove --
 
-    async def _create(self, name: str, body: Body) -> tuple[str, bool]:
-        """Create ``name``; (its ID, whether it already existed and was adopted).
+    async def _create(self, name: str, body: Body) -> str:
+        """Create ``name``; its ID.
 
         A name conflict means an earlier call (timed out, or before a crash) got this far:
         our own container still created or running is that call's result and is returned;
@@ -206,32 +213,31 @@ class DockerRuntime:
         containers = self._client().containers
         try:
             with self._errors(f"create {name}"):
-                return (await containers.create(body, name=name)).id, False
+                return (await containers.create(body, name=name)).id
         except DockerCallError as exc:
-            if "Conflict" not in str(exc) and "already in use" not in str(exc):
+            if exc.status != 409:
                 raise
         with self._errors(f"inspect {name}"):
             info = await containers.container(name).show()
         labels = (info.get("Config") or {}).get("Labels") or {}
         if labels.get(MANAGED_BY) != "true" or labels.get(NODE_NAME) != self.node_name:
-            raise DockerCallError(f"create {name}: the name is taken by a foreign container")
+            raise DockerCallError(f"create {name}", "the name is taken by a foreign container", 409)
         if (info.get("State") or {}).get("Status") in ("created", "running"):
-            return str(info["Id"]), True
+            return str(info["Id"])
         await self.remove_container(str(info["Id"]))
         with self._errors(f"create {name}"):
-            return (await containers.create(body, name=name)).id, False
+            return (await containers.create(body, name=name)).id
 
     async def run_sandbox(self, config: SandboxConfig) -> str:
         await self.ensure_image(self.pause_image, "IfNotPresent")
         body = sandbox_body(config, image=self.pause_image, node_name=self.node_name)
-        sandbox_id, _ = await self._create(sandbox_name(config.pod, config.attempt), body)
+        sandbox_id = await self._create(sandbox_name(config.pod, config.attempt), body)
         await self.start_container(sandbox_id)
         return sandbox_id
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         body = container_body(config, sandbox_id=sandbox_id, node_name=self.node_name)
-        container_id, _ = await self._create(container_name(config), body)
-        return container_id
+        return await self._create(container_name(config), body)
 
     async def start_container(self, container_id: str) -> None:
         """Starting a running container is a no-op (Docker answers 304)."""
@@ -241,7 +247,7 @@ class DockerRuntime:
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         """Docker's stop: SIGTERM (or the image's STOPSIGNAL), SIGKILL after whole seconds."""
         grace = max(0, math.ceil(grace_seconds))
-        with contextlib.suppress(ContainerNotFound), self._errors(f"stop {container_id}"):
+        with contextlib.suppress(DockerNotFound), self._errors(f"stop {container_id}"):
             await self._client().containers.container(container_id).stop(t=grace)
 
     async def remove_container(self, container_id: str) -> None:
@@ -249,10 +255,10 @@ class DockerRuntime:
         try:
             with self._errors(f"remove {container_id}"):
                 await self._client().containers.container(container_id).delete(force=True, v=True)
-        except ContainerNotFound:
+        except DockerNotFound:
             pass
         except DockerCallError as exc:
-            if "already in progress" not in str(exc):  # someone else removes it: fine
+            if exc.status != 409 or "in progress" not in str(exc):  # another remover: fine
                 raise
 
     async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None:
@@ -282,7 +288,7 @@ class DockerRuntime:
             try:
                 with self._errors(f"inspect {container_id}"):
                     return await self._client().containers.container(container_id).show()
-            except ContainerNotFound:
+            except DockerNotFound:
                 return None
 
         return [info for info in await asyncio.gather(*map(one, ids)) if info is not None]
@@ -305,37 +311,46 @@ class DockerRuntime:
         tail: int | None = None,
         since: float | None = None,
         timestamps: bool = False,
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """stdout and stderr in the order written, as chunks (usually one line each).
 
-        aiodocker decodes log frames as UTF-8 and drops invalid bytes, so a binary log
-        comes back lossy; the chunks are re-encoded UTF-8.
+        With ``follow`` it ends when the container stops; a reader that leaves earlier
+        should ``aclose()`` it (``contextlib.aclosing``) to release the connection at once.
+
+        Read through aiodocker's request layer rather than ``DockerContainer.log``: that one
+        leaves its connection open when a follower leaves early (a leak until garbage
+        collection), and decodes frames as UTF-8 although the interface wants bytes. Here
+        the response is always closed and the bytes are passed on as the daemon sent them.
         """
-        params: dict[str, Any] = {"timestamps": timestamps, "tail": "all" if tail is None else tail}
+        params: dict[str, Any] = {
+            "stdout": True,
+            "stderr": True,
+            "follow": follow,
+            "timestamps": timestamps,
+            "tail": "all" if tail is None else tail,
+        }
         if since is not None:
             params["since"] = f"{since:.9f}"  # Docker takes fractional epoch seconds
-        container = self._client().containers.container(container_id)
         what = f"logs of {container_id}"
-        if not follow:
-            with self._errors(what):
-                chunks = await container.log(stdout=True, stderr=True, **params)
-            for chunk in chunks:
-                yield chunk.encode()
-            return
-        stream = cast(
-            AsyncGenerator[str, None],
-            container.log(stdout=True, stderr=True, follow=True, **params),
-        )
+        docker = self._client()
+        with self._errors(what):
+            info = await docker.containers.container(container_id).show()
+            response = await docker._do_query(
+                f"containers/{container_id}/logs",
+                "GET",
+                params=params,
+                timeout=_FOLLOWING if follow else _CALLS,
+            )
+        tty = bool((info.get("Config") or {}).get("Tty"))
         try:
             while True:
                 with self._errors(what):
-                    try:
-                        chunk = await anext(stream)
-                    except StopAsyncIteration:
-                        return
-                yield chunk.encode()
+                    chunk = await _next_chunk(response.content, tty=tty)
+                if chunk is None:
+                    return
+                yield chunk
         finally:
-            await stream.aclose()
+            response.close()
 
     async def exec(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
         """Run ``command`` to completion; TimeoutError after ``limit_seconds``.
@@ -366,3 +381,23 @@ class DockerRuntime:
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             await asyncio.sleep(0.01)
+
+
+async def _next_chunk(content: aiohttp.StreamReader, *, tty: bool) -> bytes | None:
+    """The next piece of a log stream, None at its end.
+
+    With a TTY the stream is the raw terminal output. Without, it is Docker's multiplexed
+    format: frames of an 8-byte header (stream number, 3 zero bytes, big-endian payload
+    size) and the payload; stdout and stderr are both wanted, so the stream number is
+    dropped. A frame cut short (the daemon went away) ends the stream.
+    """
+    if tty:
+        return await content.readany() or None
+    try:
+        while True:
+            header = await content.readexactly(8)
+            size = int.from_bytes(header[4:], "big")
+            if size:
+                return await content.readexactly(size)
+    except asyncio.IncompleteReadError:
+        return None
