@@ -50,6 +50,7 @@ class ClusterConfig:
     status_interval: float = 10.0
     relist_interval: float = 1.0
     crash_backoff: float = 10.0
+    resync_interval: float = 60.0
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -75,6 +76,7 @@ class Cluster:
             node=node,
             relist_interval=self.config.relist_interval,
             crash_backoff=self.config.crash_backoff,
+            resync_interval=self.config.resync_interval,
         )
         return Kubelet(self.client, runtime, config)
 

@@ -31,6 +31,9 @@ class KubeletConfig:
     workers: int = 4
     relist_interval: float = 1.0
     crash_backoff: float = 10.0
+    resync_interval: float = 60.0
+    """Every pod is synced at least this often (the kubelet's --sync-frequency): config
+    map and secret volumes pick up changes this way."""
 
 
 class Kubelet:
@@ -82,7 +85,14 @@ class Kubelet:
             fresh = self.pods.get(f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}")
             if fresh is not None and fresh["metadata"].get("uid") == uid:
                 pod = fresh
-        return await self.syncer.sync(uid, pod)
+        again = await self.syncer.sync(uid, pod)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return again
+        return (
+            min(again, self.config.resync_interval)
+            if again is not None
+            else self.config.resync_interval
+        )
 
     @staticmethod
     def _failed(uid: str, exc: Exception) -> None:

@@ -9,8 +9,15 @@ from pathlib import Path
 
 from minikube_py.cluster import Cluster, ClusterConfig
 from minikube_py.config import APIServerConfig, StoreConfig
+from minikube_py.kubelet.runtime.interface import ContainerRuntime
 from minikube_py.storage.sqlite import SQLiteStore
 from tests.support.etcd import free_port
+
+
+def _docker(node: str) -> ContainerRuntime:
+    from minikube_py.kubelet.runtime.docker import DockerRuntime
+
+    return DockerRuntime(node_name=node)
 
 
 @contextlib.asynccontextmanager
@@ -19,8 +26,13 @@ async def running_cluster(
     *,
     simulated_nodes: int = 1,
     components: tuple[str, ...] = (),
+    docker_node: str = "",
+    crash_backoff: float = 10.0,
 ) -> AsyncIterator[Cluster]:
-    """Start a cluster on SQLite with ``simulated_nodes`` kwok-like nodes; stop it after."""
+    """Start a cluster on SQLite with ``simulated_nodes`` kwok-like nodes; stop it after.
+
+    ``docker_node`` adds a real Docker kubelet under that node name.
+    """
     store = await SQLiteStore.open(tmp_path / "state.db")
     port = free_port()
     config = ClusterConfig(
@@ -30,6 +42,10 @@ async def running_cluster(
         components=components,
         status_interval=0.5,
         relist_interval=0.1,
+        crash_backoff=crash_backoff,
+        resync_interval=1.0,
+        node_name=docker_node,
+        runtime_factory=_docker if docker_node else None,
     )
     cluster = Cluster(store, config)
     task = asyncio.create_task(cluster.run())
@@ -44,4 +60,6 @@ async def running_cluster(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        for kubelet in cluster.kubelets:
+            await kubelet.runtime.close()
         await store.close()
