@@ -55,6 +55,8 @@ def _add_kubelet_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-labels", default="", help="key=value[,key=value]")
     parser.add_argument("--register-with-taints", default="", help="key=value:Effect[,...]")
     parser.add_argument("--node-status-update-frequency", type=float, default=10.0)
+    parser.add_argument("--port", type=int, default=10250, help="the kubelet's log endpoint")
+    parser.add_argument("--address", default="", help="where it listens (default: node IP)")
     # Accepted for compatibility with the seed's kubelet invocation.
     parser.add_argument("--fail-swap-on", default="false", help=argparse.SUPPRESS)
 

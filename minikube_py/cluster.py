@@ -66,7 +66,7 @@ class Cluster:
         self.serving = asyncio.Event()
         self.ready = asyncio.Event()
 
-    def _kubelet(self, name: str, runtime: ContainerRuntime) -> Kubelet:
+    def _kubelet(self, name: str, runtime: ContainerRuntime, *, simulated: bool = False) -> Kubelet:
         node = NodeConfig(
             name=name,
             root_dir=self.config.kubelet_root / name,
@@ -77,6 +77,7 @@ class Cluster:
             relist_interval=self.config.relist_interval,
             crash_backoff=self.config.crash_backoff,
             resync_interval=self.config.resync_interval,
+            probes=not simulated,
         )
         return Kubelet(self.client, runtime, config)
 
@@ -95,8 +96,10 @@ class Cluster:
                 self.kubelets.append(self._kubelet(self.config.node_name, runtime))
             for index in range(self.config.simulated_nodes):
                 name = f"sim-{index}"
-                self.kubelets.append(self._kubelet(name, SimulatedRuntime(name, subnet=index)))
+                runtime = SimulatedRuntime(name, subnet=index)
+                self.kubelets.append(self._kubelet(name, runtime, simulated=True))
             for kubelet in self.kubelets:
+                self.server.connections.register_local(kubelet.config.node.name, kubelet.logs)
                 group.create_task(kubelet.run(), name=f"kubelet-{kubelet.config.node.name}")
             for name in self.config.components:
                 group.create_task(COMPONENTS[name](self), name=name)

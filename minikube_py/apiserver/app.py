@@ -18,6 +18,7 @@ from aiohttp import web
 from minikube_py import __version__, errors
 from minikube_py.apiserver import discovery, negotiation
 from minikube_py.apiserver.handlers import ResourceHandlers
+from minikube_py.apiserver.nodeproxy import NodeConnections
 from minikube_py.apiserver.openapi import OpenAPI
 from minikube_py.apiserver.paths import DiscoveryPath, parse
 from minikube_py.meta.objects import Clock, Obj
@@ -84,7 +85,8 @@ class APIServer:
         self.clock = clock
         self.address = address
         self.api = API(registries, clock)
-        self.resources = ResourceHandlers(self.api, clock)
+        self.connections = NodeConnections()
+        self.resources = ResourceHandlers(self.api, clock, self.connections)
         self.app = web.Application(
             middlewares=[status_errors], client_max_size=negotiation.MAX_BODY
         )
@@ -96,10 +98,15 @@ class APIServer:
             self.app.router.add_get(probe, self._health)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.app.on_shutdown.append(self._end_watches)
+        self.app.on_cleanup.append(self._close_connections)
 
     async def _end_watches(self, app: web.Application) -> None:
         """Watches would otherwise hold shutdown until their clients hang up."""
         self.registries.cache.end_watches()
+
+    async def _close_connections(self, app: web.Application) -> None:
+        """HTTP connections to kubelets on other machines."""
+        await self.connections.close()
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response(version_info())

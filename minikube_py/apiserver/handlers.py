@@ -13,6 +13,7 @@ from aiohttp import web
 from minikube_py import errors
 from minikube_py.apiserver import fieldcheck, negotiation, query, tables
 from minikube_py.apiserver.negotiation import Output
+from minikube_py.apiserver.nodeproxy import NodeConnections, PodLogs
 from minikube_py.apiserver.paths import ResourcePath
 from minikube_py.apiserver.watch import WatchStreamer
 from minikube_py.meta.objects import Clock, Obj, metadata
@@ -28,15 +29,18 @@ NOT_ALLOWED = "the server does not allow this method on the requested resource"
 class ResourceHandlers:
     """GET/POST/PUT/PATCH/DELETE on collections, objects and their subresources."""
 
-    def __init__(self, api: API, clock: Clock) -> None:
+    def __init__(self, api: API, clock: Clock, connections: NodeConnections) -> None:
         self.api = api
         self.clock = clock
+        self.logs = PodLogs.for_api(api, connections)
 
     async def handle(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         method = request.method
         if path.legacy_watch or (method == "GET" and query.is_watch(request.query)):
             return await self._watch(request, path)
-        special = {"scale": self._scale, "binding": self._binding}.get(path.subresource)
+        special = {"scale": self._scale, "binding": self._binding, "log": self._log}.get(
+            path.subresource
+        )
         if special is not None:
             return await special(request, path)
         if path.subresource not in ("", "status", "finalize"):
@@ -282,6 +286,11 @@ class ResourceHandlers:
         else:
             raise errors.MethodNotAllowed(NOT_ALLOWED)
         return self._plain(request, scale)
+
+    async def _log(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
+        if request.method != "GET":
+            raise errors.MethodNotAllowed(NOT_ALLOWED)
+        return await self.logs.handle(request, path.namespace, path.name)
 
     async def _binding(self, request: web.Request, path: ResourcePath) -> web.Response:
         if request.method != "POST":

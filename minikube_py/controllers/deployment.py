@@ -29,7 +29,7 @@ from minikube_py.controllers.deployment_rollout import (
 from minikube_py.controllers.podtemplate import (
     Claimer,
     controller_of,
-    fresh_owner_check,
+    in_namespace,
     is_deleting,
     uid_of,
 )
@@ -276,9 +276,6 @@ class DeploymentController(Controller):
         except labels.SelectorError:
             return labels.LabelSelector.nothing()
 
-    def _in_namespace(self, objects: Iterable[Obj], namespace: str) -> list[Obj]:
-        return [obj for obj in objects if namespace_of(obj) == namespace]
-
     def _rs_keys(self, kind: str, rs: Obj, previous: Obj | None) -> Iterable[str]:
         """A set change wakes its Deployment, or for an orphan every Deployment selecting it."""
         keys: set[str] = set()
@@ -289,7 +286,7 @@ class DeploymentController(Controller):
             if ref is None:
                 keys.update(
                     key_of(d)
-                    for d in self._in_namespace(self.deployments.objects.values(), namespace_of(rs))
+                    for d in in_namespace(self.deployments.objects.values(), namespace_of(rs))
                     if self.selector(d).matches(labels_of(candidate))
                 )
             elif ref.get("kind") == "Deployment":
@@ -330,21 +327,15 @@ class DeploymentController(Controller):
 
     async def _claim(self, d: Obj) -> list[Obj]:
         """getReplicaSetsForDeployment: adopt matching orphan sets, release strays."""
-        candidates = self._in_namespace(self.replicasets.objects.values(), namespace_of(d))
-        claimer = Claimer(
-            self.client,
-            REPLICASETS,
-            d,
-            self.selector(d),
-            fresh_owner_check(self.client, DEPLOYMENTS, d),
-        )
+        candidates = in_namespace(self.replicasets.objects.values(), namespace_of(d))
+        claimer = Claimer(self.client, REPLICASETS, DEPLOYMENTS, d, self.selector(d))
         return [deep_copy(rs) for rs in await claimer.claim(candidates)]
 
     def _pods_by_rs(self, d: Obj, rss: list[Obj]) -> dict[str, list[Obj]]:
         """getPodMapForDeployment: the Deployment's pods grouped by owning set's uid."""
         selector = self.selector(d)
         grouped: dict[str, list[Obj]] = {uid_of(rs): [] for rs in rss}
-        for pod in self._in_namespace(self.pods.objects.values(), namespace_of(d)):
+        for pod in in_namespace(self.pods.objects.values(), namespace_of(d)):
             ref = controller_of(pod)
             if ref is not None and ref.get("uid") in grouped and selector.matches(labels_of(pod)):
                 grouped[str(ref.get("uid"))].append(pod)

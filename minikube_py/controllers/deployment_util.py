@@ -367,13 +367,10 @@ def calculate_status(all_rss: list[Obj | None], new_rs: Obj | None, d: Obj, now:
 
 def complete(d: Obj, status: Obj) -> bool:
     """DeploymentComplete: every desired pod updated and available, latest spec observed."""
-    wanted = replicas_of(d)
-    return (
-        int(status.get("updatedReplicas") or 0) == wanted
-        and int(status.get("replicas") or 0) == wanted
-        and int(status.get("availableReplicas") or 0) == wanted
-        and int(status.get("observedGeneration") or 0) >= int(dig(d, "metadata", "generation") or 0)
-    )
+    counts = ("updatedReplicas", "replicas", "availableReplicas")
+    if any(int(status.get(name) or 0) != replicas_of(d) for name in counts):
+        return False
+    return int(status.get("observedGeneration") or 0) >= int(dig(d, "metadata", "generation") or 0)
 
 
 def progressing(d: Obj, status: Obj) -> bool:
@@ -383,14 +380,11 @@ def progressing(d: Obj, status: Obj) -> bool:
     def count(source: Obj, name: str) -> int:
         return int(source.get(name) or 0)
 
-    old_old = count(old, "replicas") - count(old, "updatedReplicas")
-    new_old = count(status, "replicas") - count(status, "updatedReplicas")
-    return (
-        count(status, "updatedReplicas") > count(old, "updatedReplicas")
-        or new_old < old_old
-        or count(status, "readyReplicas") > count(old, "readyReplicas")
-        or count(status, "availableReplicas") > count(old, "availableReplicas")
-    )
+    def outdated(source: Obj) -> int:
+        return count(source, "replicas") - count(source, "updatedReplicas")
+
+    grown = ("updatedReplicas", "readyReplicas", "availableReplicas")
+    return outdated(status) < outdated(old) or any(count(status, n) > count(old, n) for n in grown)
 
 
 def timed_out(d: Obj, status: Obj, now: float) -> bool:

@@ -126,19 +126,23 @@ def is_deleting(obj: Obj | None) -> bool:
     return bool(obj and dig(obj, "metadata", "deletionTimestamp"))
 
 
+def in_namespace(objects: Iterable[Obj], namespace: str) -> list[Obj]:
+    return [obj for obj in objects if namespace_of(obj) == namespace]
+
+
 @dataclass
 class Claimer:
     """ControllerRefManager.ClaimObject for one owner: adopt matching orphans, release strays.
 
-    Adoption first re-reads the owner from the API (``can_adopt``), once per sync, so a
-    controller never adopts for an owner that was just deleted or replaced by a namesake.
+    Before its first adoption it re-reads the owner from the API (RecheckDeletionTimestamp),
+    so nothing is adopted for an owner just deleted or replaced by a namesake.
     """
 
     client: Client
     info: ResourceInfo
+    owner_info: ResourceInfo
     owner: Obj
     selector: LabelSelector
-    can_adopt: Callable[[], Awaitable[None]]
     _checked: bool = False
 
     async def claim(self, objects: Iterable[Obj]) -> list[Obj]:
@@ -175,42 +179,35 @@ class Claimer:
         except errors.NotFound:
             return None
 
+    async def _can_adopt(self) -> None:
+        owner, kind = self.owner, self.owner_info.kind
+        fresh = await self.client.get(self.owner_info, namespace_of(owner), name_of(owner))
+        where = f"{kind} {namespace_of(owner)}/{name_of(owner)}"
+        if uid_of(fresh) != uid_of(owner):
+            raise errors.Conflict(
+                f"original {where} is gone: got uid {uid_of(fresh)}, wanted {uid_of(owner)}"
+            )
+        if is_deleting(fresh):
+            raise errors.Conflict(f"{where} has just been deleted")
+        self._checked = True
+
     async def _adopt(self, obj: Obj) -> Obj:
         if not self._checked:
-            await self.can_adopt()
-            self._checked = True
+            await self._can_adopt()
         patch = {"metadata": {"ownerReferences": [controller_ref(self.owner)], "uid": uid_of(obj)}}
-        return await self.client.patch(
-            self.info, namespace_of(obj), name_of(obj), patch, flavour="strategic"
-        )
+        return await self._patch(obj, patch)
 
     async def _release(self, obj: Obj) -> Obj:
         delete = {"$patch": "delete", "uid": uid_of(self.owner)}
-        patch = {"metadata": {"ownerReferences": [delete], "uid": uid_of(obj)}}
+        return await self._patch(
+            obj, {"metadata": {"ownerReferences": [delete], "uid": uid_of(obj)}}
+        )
+
+    async def _patch(self, obj: Obj, patch: Obj) -> Obj:
+        """Strategic merge on ownerReferences (keyed by uid), as kube's adopt and release."""
         return await self.client.patch(
             self.info, namespace_of(obj), name_of(obj), patch, flavour="strategic"
         )
-
-
-def fresh_owner_check(
-    client: Client, info: ResourceInfo, owner: Obj
-) -> Callable[[], Awaitable[None]]:
-    """RecheckDeletionTimestamp: the owner, read fresh, must be the same object and alive."""
-
-    async def check() -> None:
-        fresh = await client.get(info, namespace_of(owner), name_of(owner))
-        if uid_of(fresh) != uid_of(owner):
-            raise errors.Conflict(
-                f"original {info.kind} {namespace_of(owner)}/{name_of(owner)} is gone:"
-                f" got uid {uid_of(fresh)}, wanted {uid_of(owner)}"
-            )
-        if is_deleting(fresh):
-            raise errors.Conflict(
-                f"{info.kind} {namespace_of(owner)}/{name_of(owner)} has just been deleted"
-                f" at {dig(fresh, 'metadata', 'deletionTimestamp')}"
-            )
-
-    return check
 
 
 # --- pods from templates -----------------------------------------------------------------

@@ -30,7 +30,7 @@ from minikube_py.controllers.podtemplate import (
     controller_of,
     create_pod,
     delete_pod,
-    fresh_owner_check,
+    in_namespace,
     is_deleting,
     is_pod_active,
     is_pod_available,
@@ -44,6 +44,7 @@ from minikube_py.meta import labels
 from minikube_py.meta.objects import (
     Clock,
     Obj,
+    annotations_of,
     deep_copy,
     dig,
     format_time,
@@ -87,20 +88,13 @@ def _compare_times(
 
 
 def _max_restarts(pod: Obj) -> int:
-    counts = [
-        int(s.get("restartCount") or 0) for s in dig(pod, "status", "containerStatuses") or []
-    ]
-    return max(counts, default=0)
+    statuses = dig(pod, "status", "containerStatuses") or []
+    return max((int(s.get("restartCount") or 0) for s in statuses), default=0)
 
 
 def _deletion_cost(pod: Obj) -> int:
-    value = (dig(pod, "metadata", "annotations") or {}).get(
-        "controller.kubernetes.io/pod-deletion-cost"
-    )
-    try:
-        return int(value) if value is not None else 0
-    except ValueError:
-        return 0
+    value = str(annotations_of(pod).get("controller.kubernetes.io/pod-deletion-cost", "0"))
+    return int(value) if value.lstrip("-").isdigit() else 0
 
 
 def _created(pod: Obj) -> float | None:
@@ -163,25 +157,17 @@ _COUNTS = ("replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplic
 
 
 def _failure_condition(status: Obj, diff: int, failure: errors.APIError | None, now: float) -> None:
-    conditions = [c for c in status.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
-    existing = next(
-        (c for c in status.get("conditions") or [] if c.get("type") == "ReplicaFailure"), None
-    )
-    if failure is not None and existing is None:
+    """ReplicaFailure comes with the first failed create or delete, goes with a clean sync."""
+    conditions = status.pop("conditions", None) or []
+    kept = [c for c in conditions if c.get("type") != "ReplicaFailure"]
+    if failure is not None:
         reason = "FailedCreate" if diff < 0 else ("FailedDelete" if diff > 0 else "")
-        existing = {
-            "type": "ReplicaFailure",
-            "status": "True",
-            "lastTransitionTime": format_time(now),
-            "reason": reason,
-            "message": str(failure),
-        }
-    if failure is not None and existing is not None:
-        conditions.append(existing)
-    if conditions:
-        status["conditions"] = conditions
-    else:
-        status.pop("conditions", None)
+        stamp = format_time(now)
+        new = {"type": "ReplicaFailure", "status": "True", "lastTransitionTime": stamp}
+        new |= {"reason": reason, "message": str(failure)}
+        kept += [c for c in conditions if c.get("type") == "ReplicaFailure"] or [new]
+    if kept:
+        status["conditions"] = kept
 
 
 def replica_set_status(
@@ -264,15 +250,12 @@ class ReplicaSetController(Controller):
             self._selectors[uid] = found
         return found
 
-    def _in_namespace(self, objects: Iterable[Obj], namespace: str) -> list[Obj]:
-        return [obj for obj in objects if namespace_of(obj) == namespace]
-
     def _selecting(self, pod: Obj) -> list[str]:
         """Keys of the ReplicaSets whose selector matches an orphan pod."""
         namespace, pod_labels = namespace_of(pod), labels_of(pod)
         return [
             key_of(rs)
-            for rs in self._in_namespace(self.replicasets.objects.values(), namespace)
+            for rs in in_namespace(self.replicasets.objects.values(), namespace)
             if self.selector(rs).matches(pod_labels)
         ]
 
@@ -322,18 +305,9 @@ class ReplicaSetController(Controller):
         return self._next_availability_check(rs, pods, now)
 
     async def _claim(self, rs: Obj) -> list[Obj]:
-        namespace = namespace_of(rs)
-        active = [
-            p for p in self._in_namespace(self.pods.objects.values(), namespace) if is_pod_active(p)
-        ]
-        claimer = Claimer(
-            self.client,
-            PODS,
-            rs,
-            self.selector(rs),
-            fresh_owner_check(self.client, REPLICASETS, rs),
-        )
-        return await claimer.claim(active)
+        pods = in_namespace(self.pods.objects.values(), namespace_of(rs))
+        claimer = Claimer(self.client, PODS, REPLICASETS, rs, self.selector(rs))
+        return await claimer.claim(p for p in pods if is_pod_active(p))
 
     async def _manage(self, key: str, rs: Obj, pods: list[Obj]) -> None:
         diff = len(pods) - replicas_of(rs)
@@ -383,13 +357,13 @@ class ReplicaSetController(Controller):
         owner = controller_of(rs)
         siblings = {uid_of(rs)}
         if owner is not None:
-            for other in self._in_namespace(self.replicasets.objects.values(), namespace):
+            for other in in_namespace(self.replicasets.objects.values(), namespace):
                 other_owner = controller_of(other)
                 if other_owner is not None and other_owner.get("uid") == owner.get("uid"):
                     siblings.add(uid_of(other))
         return [
             pod
-            for pod in self._in_namespace(self.pods.objects.values(), namespace)
+            for pod in in_namespace(self.pods.objects.values(), namespace)
             if (ref := controller_of(pod)) is not None and ref.get("uid") in siblings
         ]
 

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import structlog
 
+from minikube_py.client.events import EventRecorder
 from minikube_py.client.informer import Informer
 from minikube_py.client.interface import Client, Selection
 from minikube_py.client.workqueue import WorkQueue, work
 from minikube_py.kubelet.node import NodeAgent, NodeConfig
+from minikube_py.kubelet.probes import ProbeManager
 from minikube_py.kubelet.runtime.interface import ContainerRuntime, RuntimeUnavailable
+from minikube_py.kubelet.server import LogService, kubelet_app, serve
 from minikube_py.kubelet.sync import PODS, Backoff, PodSyncer
 from minikube_py.meta.objects import Obj
 
@@ -34,6 +37,11 @@ class KubeletConfig:
     resync_interval: float = 60.0
     """Every pod is synced at least this often (the kubelet's --sync-frequency): config
     map and secret volumes pick up changes this way."""
+    probes: bool = True
+    """Run liveness/readiness/startup probes (off for simulated nodes, as kwok does)."""
+    port: int = 0
+    """The kubelet's own HTTP endpoint (10250 for ``minikube-py kubelet``); 0: in-process only."""
+    address: str = ""
 
 
 class Kubelet:
@@ -47,15 +55,39 @@ class Kubelet:
             client, PODS, Selection(field_selector=f"spec.nodeName={config.node.name}")
         )
         self.by_uid: dict[str, Obj] = {}
+        self.events = EventRecorder(client, "kubelet", config.node.name)
+        self.probes = (
+            ProbeManager(
+                runtime, kill=self._probe_kill, on_change=self.queue.add, event=self.events.record
+            )
+            if config.probes
+            else None
+        )
         self.syncer = PodSyncer(
             runtime,
             client,
             root_dir=config.node.root_dir,
             host_ip=self.node.ip,
             backoff=Backoff(base=config.crash_backoff),
+            probes=self.probes,
+            events=self.events,
         )
+        self.logs = LogService(runtime, self._known_pod)
         self._fingerprints: dict[str, tuple[object, ...]] = {}
         self.pods.on_change(self._pod_changed)
+
+    def _known_pod(self, namespace: str, name: str) -> Obj | None:
+        """The pod as this kubelet knows it, with the status it reported (for logs)."""
+        return self.pods.get(f"{namespace}/{name}")
+
+    async def _probe_kill(self, uid: str, container_id: str, reason: str, grace: float) -> None:
+        """A liveness/startup probe failed: stop the container; the next sync restarts it."""
+        pod = self.by_uid.get(uid)
+        if pod is not None:
+            self.events.record(pod, "Normal", "Killing", reason)
+        await self.runtime.stop_container(container_id, grace)
+        self.syncer.probe_killed.add(container_id)
+        self.queue.add(uid)
 
     def _pod_changed(self, kind: str, pod: Obj, previous: Obj | None) -> None:
         uid = str(pod["metadata"]["uid"])
@@ -72,6 +104,13 @@ class Kubelet:
             group.create_task(self.node.run_lease(), name="node-lease")
             group.create_task(self.node.run_status(), name="node-status")
             group.create_task(self.pods.run(), name="pod-informer")
+            group.create_task(self.events.run(), name="kubelet-events")
+            if self.probes is not None:
+                group.create_task(self.probes.run(), name="probes")
+            if self.config.port:
+                address = self.config.address or self.node.ip
+                app = kubelet_app(self.logs)
+                group.create_task(serve(app, address, self.config.port), name="kubelet-server")
             await self.pods.synced.wait()
             for index in range(self.config.workers):
                 group.create_task(

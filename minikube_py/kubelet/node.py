@@ -45,6 +45,7 @@ class NodeConfig:
     status_interval: float = 10.0
     lease_interval: float = 10.0
     root_dir: Path = Path("/var/lib/minikube-py")
+    kubelet_port: int = 10250
 
 
 def _read(path: str) -> str:
@@ -209,7 +210,7 @@ class NodeAgent:
                 {"type": "InternalIP", "address": self.ip},
                 {"type": "Hostname", "address": self.config.name},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.config.kubelet_port}},
             "nodeInfo": {
                 "machineID": _read("/etc/machine-id"),
                 "systemUUID": _read("/sys/class/dmi/id/product_uuid") or _read("/etc/machine-id"),

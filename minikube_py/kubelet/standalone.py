@@ -49,12 +49,13 @@ def config_from(args: argparse.Namespace) -> StandaloneConfig:
         max_pods=args.max_pods,
         status_interval=args.node_status_update_frequency,
         root_dir=root,
+        kubelet_port=args.port,
     )
     return StandaloneConfig(
         server=server_from_kubeconfig(args.kubeconfig),
         docker_host=args.docker_host,
         pause_image=args.pod_infra_container_image,
-        kubelet=KubeletConfig(node=node),
+        kubelet=KubeletConfig(node=node, port=args.port, address=args.address),
     )
 
 

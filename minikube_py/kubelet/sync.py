@@ -17,9 +17,11 @@ from pathlib import Path
 import structlog
 
 from minikube_py import errors
+from minikube_py.client.events import EventRecorder
 from minikube_py.client.interface import Client
 from minikube_py.kubelet import podstatus, volumes
 from minikube_py.kubelet.containers import container_config
+from minikube_py.kubelet.probes import ProbeManager, probed_containers
 from minikube_py.kubelet.runtime.interface import (
     ContainerRuntime,
     ContainerState,
@@ -100,6 +102,8 @@ class PodSyncer:
         host_ip: str,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
+        probes: ProbeManager | None = None,
+        events: EventRecorder | None = None,
     ) -> None:
         self.runtime = runtime
         self.client = client
@@ -108,11 +112,17 @@ class PodSyncer:
         self.clock = clock
         self.backoff = backoff or Backoff()
         self.started: dict[str, float] = {}
+        self.probes = probes
+        self.events = events
+        self.probe_killed: set[str] = set()
+        """Containers a failed liveness probe stopped: they restart whatever the policy."""
 
     # -- tear down --
 
     async def teardown(self, uid: str, grace: float) -> None:
         """Stop and remove everything of pod ``uid`` (containers first, then the sandbox)."""
+        if self.probes is not None:
+            self.probes.remove_pod(uid)
         containers = await self.runtime.containers(uid)
         running = [c for c in containers if c.state is ContainerState.RUNNING]
         await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
@@ -141,6 +151,8 @@ class PodSyncer:
                 )
             return None
         if dig(pod, "status", "phase") in ("Succeeded", "Failed"):
+            if self.probes is not None:
+                self.probes.remove_pod(uid)
             return None
         waiting: dict[str, tuple[str, str]] = {}
         requeue = await self._converge(pod, waiting)
@@ -250,13 +262,23 @@ class PodSyncer:
         if status is not None and status.state is ContainerState.CREATED:
             await self.runtime.start_container(status.id)
             return None
-        if status is not None and not should_restart(policy, status):
+        killed = status is not None and status.id in self.probe_killed
+        if status is not None and not killed and not should_restart(policy, status):
+            return None
+        if status is not None and killed and policy == "Never":
             return None
         now = self.clock()
         key = (uid, name)
         if status is not None:
             blocked = self.backoff.blocked_for(key, now)
             if blocked > 0:
+                self._event(
+                    pod,
+                    "Warning",
+                    "BackOff",
+                    "Back-off restarting failed container " + name,
+                    f"spec.containers{{{name}}}",
+                )
                 pod_name = f"{pod['metadata']['name']}_{pod['metadata'].get('namespace')}({uid})"
                 delay = int(self.backoff.entries[key][1])
                 waiting[name] = (
@@ -272,6 +294,13 @@ class PodSyncer:
             )
         except ImagePullError as exc:
             waiting[name] = ("ErrImagePull", str(exc))
+            self._event(
+                pod,
+                "Warning",
+                "Failed",
+                f'Failed to pull image "{container.get("image")}": {exc}',
+                f"spec.containers{{{name}}}",
+            )
             self.backoff.hit(key, now)
             return self.backoff.blocked_for(key, now)
         try:
@@ -279,12 +308,22 @@ class PodSyncer:
         except VolumeError as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
             return 2.0
+        field = f"spec.containers{{{name}}}"
         container_id = await self.runtime.create_container(sandbox.id, config)
+        self._event(pod, "Normal", "Created", f"Created container {name}", field)
         await self.runtime.start_container(container_id)
+        self._event(pod, "Normal", "Started", f"Started container {name}", field)
         if status is not None:
+            self.probe_killed.discard(status.id)
             self.backoff.hit(key, now)
             await self._prune(uid, name, keep=status.id)
         return None
+
+    def _event(self, pod: Obj, kind: str, reason: str, message: str, field: str = "") -> None:
+        if self.events is not None:
+            self.events.record(
+                {"kind": "Pod", "apiVersion": "v1", **pod}, kind, reason, message, field
+            )
 
     async def _prune(self, uid: str, name: str, keep: str) -> None:
         """Keep the newest and the previous attempt of a container; remove older ones."""
@@ -301,9 +340,19 @@ class PodSyncer:
         sandboxes = sorted(await self.runtime.sandboxes(uid), key=lambda s: s.attempt)
         containers = await self.runtime.containers(uid)
         latest, previous = newest(containers)
+        sandbox = sandboxes[-1] if sandboxes else None
         ready = {name: status.state is ContainerState.RUNNING for name, status in latest.items()}
+        if self.probes is not None:
+            self.probes.update(pod, latest, pod_ip=sandbox.ip if sandbox else "")
+            probed = probed_containers(pod)
+            ready = {
+                name: self.probes.readiness(uid, name)
+                if name in probed
+                else status.state is ContainerState.EXITED and status.exit_code == 0
+                for name, status in latest.items()
+            }
         observed = podstatus.Observed(
-            sandbox=sandboxes[-1] if sandboxes else None,
+            sandbox=sandbox,
             latest=latest,
             previous=previous,
             waiting=waiting,

@@ -180,6 +180,7 @@ class Scheduler:
             self.queue.move_all()
         current = self.pods.get(key)
         if current is not None and wants_scheduling(current, self.config.name):
+            queued.info = pod_info(current)  # updates were ignored while it was assumed
             self.queue.failed(queued)
 
     # -- watch events --

@@ -19,7 +19,6 @@ import structlog
 
 from minikube_py import errors
 from minikube_py.client.interface import Client
-from minikube_py.client.workqueue import WorkQueue, work
 from minikube_py.meta.objects import Obj, format_time
 from minikube_py.registry.kinds import catalog
 from minikube_py.scheduler.queue import QueuedPod
@@ -55,7 +54,8 @@ def unschedulable_patch(pod: Obj, message: str, now: str) -> Obj | None:
     """A strategic merge patch setting PodScheduled=False, or None if already so.
 
     As kube's ``UpdatePodCondition``: an unchanged condition is not written again, and
-    ``lastTransitionTime`` only moves when the status does.
+    ``lastTransitionTime`` only moves when the status does. (No ``lastProbeTime: null``:
+    in a merge patch a null deletes.)
     """
     current = scheduled_condition(pod) or {}
     if (current.get("status"), current.get("reason"), current.get("message")) == (
@@ -68,7 +68,6 @@ def unschedulable_patch(pod: Obj, message: str, now: str) -> Obj | None:
     condition = {
         "type": "PodScheduled",
         "status": "False",
-        "lastProbeTime": None,
         "lastTransitionTime": since or now,
         "reason": "Unschedulable",
         "message": message,
@@ -93,42 +92,56 @@ class PodWriter:
         self.bind_failed = bind_failed
         self.workers = workers
         self.clock = clock
-        self.queue = WorkQueue()
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._ops: dict[str, collections.deque[Op]] = {}
+        """Pending writes per pod; a key is in ``_ready`` or being written, never both."""
+
+    def _ops_for(self, key: str) -> collections.deque[Op]:
+        ops = self._ops.get(key)
+        if ops is None:
+            ops = self._ops[key] = collections.deque()
+            self._ready.put_nowait(key)
+        return ops
 
     def bind(self, key: str, node: str, queued: QueuedPod) -> None:
-        ops = self._ops.setdefault(key, collections.deque())
+        ops = self._ops_for(key)
         while ops and isinstance(ops[-1], MarkUnschedulable):
             ops.pop()  # superseded: the pod is being placed
         ops.append(Bind(node, queued))
-        self.queue.add(key)
 
     def mark_unschedulable(self, key: str, message: str) -> None:
-        ops = self._ops.setdefault(key, collections.deque())
+        ops = self._ops_for(key)
         if ops and isinstance(ops[-1], MarkUnschedulable):
             ops.pop()  # only the latest verdict matters
         ops.append(MarkUnschedulable(message))
-        self.queue.add(key)
 
     def pending(self) -> int:
-        return sum(len(ops) for ops in self._ops.values())
+        return len(self._ops)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             for index in range(self.workers):
-                group.create_task(
-                    work(self.queue, self._process, on_error=self._failed), name=f"binder-{index}"
-                )
+                group.create_task(self._work(), name=f"binder-{index}")
 
-    async def _process(self, key: str) -> None:
-        ops = self._ops.pop(key, None)
-        while ops:
-            op = ops.popleft()
-            if isinstance(op, Bind):
-                await self._bind(key, op)
-            else:
-                await self._mark(key, op.message)
-        return None
+    async def _work(self) -> None:
+        """Take a pod and write its pending ops in order, including any added meanwhile.
+
+        The key stays in ``_ops`` until its deque is empty, so new ops for a pod being
+        written join that deque instead of starting a second writer for it.
+        """
+        while True:
+            key = await self._ready.get()
+            ops = self._ops[key]
+            while ops:
+                op = ops.popleft()
+                try:
+                    if isinstance(op, Bind):
+                        await self._bind(key, op)
+                    else:
+                        await self._mark(key, op.message)
+                except Exception as exc:  # a bug here must not stop every later write
+                    log.error("scheduler write failed", pod=key, error=f"{exc!r}")
+            del self._ops[key]
 
     async def _bind(self, key: str, op: Bind) -> None:
         namespace, _, name = key.partition("/")
@@ -155,6 +168,3 @@ class PodWriter:
             return
         except errors.APIError as exc:
             log.warning("pod status not written", pod=key, error=str(exc))
-
-    def _failed(self, key: str, exc: Exception) -> None:
-        log.error("scheduler write failed", pod=key, error=f"{type(exc).__name__}: {exc}")

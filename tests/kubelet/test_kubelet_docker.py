@@ -211,3 +211,36 @@ async def test_graceful_termination_sends_sigterm_then_removes(cluster: Cluster)
 
     # The trap exits at once on SIGTERM: far sooner than the 20 s grace period.
     await wait_until(gone, within=10, what="pod removed after SIGTERM")
+
+
+async def test_failing_liveness_probe_restarts_the_container(cluster: Cluster) -> None:
+    probe = {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 1}
+    script = "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600"
+    spec = {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [busybox("c", script, livenessProbe=probe)],
+    }
+    await create(cluster, "live", spec)
+
+    async def restarted() -> bool:
+        statuses = (await pod_status(cluster, "live")).get("containerStatuses") or []
+        return bool(statuses) and statuses[0]["restartCount"] >= 1
+
+    await wait_until(restarted, within=60, what="a liveness restart")
+
+
+async def test_readiness_probe_drives_ready(cluster: Cluster) -> None:
+    probe = {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1}
+    script = "sleep 2; touch /tmp/ready; sleep 3600"
+    await create(cluster, "ready", {"containers": [busybox("c", script, readinessProbe=probe)]})
+
+    async def condition(value: str) -> bool:
+        conditions = (await pod_status(cluster, "ready")).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == value for c in conditions)
+
+    async def running_not_ready() -> bool:
+        status = await pod_status(cluster, "ready")
+        return status.get("phase") == "Running" and await condition("False")
+
+    await wait_until(running_not_ready, within=60, what="Running but not Ready")
+    await wait_until(lambda: condition("True"), within=60, what="Ready once the probe passes")
