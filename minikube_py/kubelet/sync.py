@@ -287,22 +287,9 @@ class PodSyncer:
                 )
                 return blocked
         attempt = status.attempt + 1 if status is not None else 0
-        try:
-            await self.runtime.ensure_image(
-                str(container.get("image", "")),
-                str(container.get("imagePullPolicy", "IfNotPresent")),
-            )
-        except ImagePullError as exc:
-            waiting[name] = ("ErrImagePull", str(exc))
-            self._event(
-                pod,
-                "Warning",
-                "Failed",
-                f'Failed to pull image "{container.get("image")}": {exc}',
-                f"spec.containers{{{name}}}",
-            )
-            self.backoff.hit(key, now)
-            return self.backoff.blocked_for(key, now)
+        pulled = await self._pull(pod, container, waiting, now)
+        if pulled is not None:
+            return pulled
         try:
             config = await container_config(pod, container, attempt, host_volumes, fetch)
         except VolumeError as exc:
@@ -317,6 +304,37 @@ class PodSyncer:
             self.probe_killed.discard(status.id)
             self.backoff.hit(key, now)
             await self._prune(uid, name, keep=status.id)
+        return None
+
+    async def _pull(
+        self, pod: Obj, container: Obj, waiting: dict[str, tuple[str, str]], now: float
+    ) -> float | None:
+        """Make the image present; on failure the waiting reason and when to try again.
+
+        As the kubelet: ErrImagePull on a failed pull, ImagePullBackOff while waiting to
+        retry (10 s doubling to 5 min), ErrImageNeverPull for a missing image with policy Never.
+        """
+        name, image = str(container["name"]), str(container.get("image", ""))
+        policy = str(container.get("imagePullPolicy", "IfNotPresent"))
+        key = (str(pod["metadata"]["uid"]), f"{name}/pull")
+        field = f"spec.containers{{{name}}}"
+        blocked = self.backoff.blocked_for(key, now)
+        if blocked > 0:
+            waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
+            self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', field)
+            return blocked
+        try:
+            await self.runtime.ensure_image(image, policy)
+        except ImagePullError as exc:
+            if policy == "Never":
+                waiting[name] = ("ErrImageNeverPull", str(exc))
+                self._event(pod, "Warning", "ErrImageNeverPull", str(exc), field)
+                return 10.0
+            waiting[name] = ("ErrImagePull", str(exc))
+            self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {exc}', field)
+            self.backoff.hit(key, now)
+            return self.backoff.blocked_for(key, now)
+        self.backoff.entries.pop(key, None)
         return None
 
     def _event(self, pod: Obj, kind: str, reason: str, message: str, field: str = "") -> None:
