@@ -244,3 +244,41 @@ async def test_readiness_probe_drives_ready(cluster: Cluster) -> None:
 
     await wait_until(running_not_ready, within=60, what="Running but not Ready")
     await wait_until(lambda: condition("True"), within=60, what="Ready once the probe passes")
+
+
+async def kubectl(cluster: Cluster, tmp: Path, *args: str) -> tuple[int, str, str]:
+    import asyncio
+    import os
+
+    env = {**os.environ, "KUBECONFIG": "/dev/null", "KUBECACHEDIR": str(tmp / "kubectl-cache")}
+    process = await asyncio.create_subprocess_exec(
+        "kubectl",
+        "-s",
+        f"http://127.0.0.1:{cluster.config.apiserver.port}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_kubectl_logs_on_docker(cluster: Cluster, tmp_path: Path) -> None:
+    script = "for i in 1 2 3 4 5; do echo line $i; done; sleep 3600"
+    await create(cluster, "talk", {"containers": [busybox("c", script)]})
+
+    async def all_lines() -> bool:
+        code, out, _ = await kubectl(cluster, tmp_path, "logs", "talk")
+        return code == 0 and out.split("\n")[:5] == [f"line {i}" for i in range(1, 6)]
+
+    await wait_until(all_lines, within=60, what="kubectl logs")
+    code, out, _ = await kubectl(cluster, tmp_path, "logs", "talk", "--tail=2")
+    assert code == 0
+    assert out.splitlines() == ["line 4", "line 5"]
+    code, out, _ = await kubectl(cluster, tmp_path, "logs", "talk", "--timestamps", "--tail=1")
+    assert out.split(" ", 1)[1].strip() == "line 5"
+    assert out.split(" ", 1)[0].endswith("Z")
+    code, _, err = await kubectl(cluster, tmp_path, "logs", "talk", "-p")
+    assert code != 0
+    assert 'previous terminated container "c" in pod "talk" not found' in err
