@@ -129,3 +129,34 @@ async def test_pod_runs_and_deletes(cluster: Cluster) -> None:
         return False
 
     await wait_until(gone, what="pod deleted and containers removed")
+
+
+def test_simulated_commands_that_end() -> None:
+    from minikube_py.kubelet.runtime.simulated import planned_exit
+
+    assert planned_exit(("true",)) == (0.0, 0)
+    assert planned_exit(("/bin/false",)) == (0.0, 1)
+    assert planned_exit(("sleep", "2")) == (2.0, 0)
+    assert planned_exit(("sh", "-c", "sleep 3; exit 4")) == (3.0, 4)
+    assert planned_exit(("sh", "-c", "echo hi; exit 0")) == (0.0, 0)
+    assert planned_exit(("sh", "-c", "while true; do sleep 1; done")) is None
+    assert planned_exit(("sleep", "infinity")) is None
+    assert planned_exit(()) is None
+
+
+async def test_simulated_pod_completes(cluster: Cluster) -> None:
+    pod = {
+        "metadata": {"name": "done"},
+        "spec": {
+            "nodeName": cluster.node,
+            "restartPolicy": "Never",
+            "containers": [{"name": "a", "image": "busybox", "command": ["sh", "-c", "exit 0"]}],
+        },
+    }
+    await cluster.client.create(PODS, "default", pod)
+
+    async def succeeded() -> bool:
+        status = (await cluster.client.get(PODS, "default", "done")).get("status", {})
+        return status.get("phase") == "Succeeded"
+
+    await wait_until(succeeded, what="pod Succeeded")

@@ -1,15 +1,19 @@
 """A simulated runtime (kwok-like): pods "run" without any process, for simulated nodes.
 
 Useful to see the scheduler and controllers at scale on one machine: sandboxes get an
-IP from a private range, containers start at once and keep running until stopped.
+IP from a private range and containers start at once. A container keeps running until
+stopped, unless its command says it ends (on the injected clock):
+``true`` → exit 0, ``false`` → exit 1, ``sleep S`` → exit 0 after S seconds, and a shell
+script (``sh -c "..."``) ending in ``exit N`` → exit N (after any leading ``sleep S;``).
 It is a product feature for simulated nodes, never a stand-in for testing Docker.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 from minikube_py.kubelet.runtime.interface import (
@@ -22,6 +26,28 @@ from minikube_py.kubelet.runtime.interface import (
 )
 
 _ips = itertools.count(2)
+_SLEEP = re.compile(r"^\s*sleep\s+(\d+(?:\.\d+)?)\s*(?:;|&&|$)")
+_EXIT = re.compile(r"(?:^|;|&&)\s*exit\s+(\d+)\s*;?\s*$")
+
+
+def planned_exit(command: tuple[str, ...]) -> tuple[float, int] | None:
+    """(seconds until exit, exit code) for commands whose end is knowable, else None."""
+    if not command:
+        return None
+    program = command[0].rsplit("/", 1)[-1]
+    if program in ("true", "false") and len(command) == 1:
+        return 0.0, 0 if program == "true" else 1
+    if program == "sleep" and len(command) == 2:
+        seconds = command[1]
+        return (float(seconds), 0) if re.fullmatch(r"\d+(\.\d+)?", seconds) else None
+    if program in ("sh", "bash", "ash") and len(command) >= 3 and command[1] == "-c":
+        script = command[2].strip()
+        ending = _EXIT.search(script)
+        if ending is None:
+            return (0.0, 0) if script in ("true", ":") else None
+        delay = _SLEEP.match(script)
+        return (float(delay.group(1)) if delay else 0.0), int(ending.group(1))
+    return None
 
 
 @dataclass
@@ -30,9 +56,13 @@ class _Sandbox:
 
 
 class SimulatedRuntime:
-    def __init__(self, node_name: str, *, subnet: int = 0) -> None:
+    def __init__(
+        self, node_name: str, *, subnet: int = 0, clock: Callable[[], float] = time.time
+    ) -> None:
         self.node_name = node_name
         self.subnet = subnet
+        self.clock = clock
+        self._exits: dict[str, tuple[float, int]] = {}
         self._sandboxes: dict[str, SandboxStatus] = {}
         self._containers: dict[str, ContainerStatus] = {}
         self._ids = itertools.count(1)
@@ -54,7 +84,7 @@ class SimulatedRuntime:
         ip = f"10.{244 + self.subnet // 256}.{(number // 250) % 256}.{number % 250 + 2}"
         sandbox_id = self._id()
         self._sandboxes[sandbox_id] = SandboxStatus(
-            sandbox_id, config.pod, config.attempt, True, ip, time.time()
+            sandbox_id, config.pod, config.attempt, True, ip, self.clock()
         )
         return sandbox_id
 
@@ -71,6 +101,9 @@ class SimulatedRuntime:
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         container_id = self._id()
+        plan = planned_exit(config.command + config.args if config.command else config.args)
+        if plan is not None:
+            self._exits[container_id] = plan
         self._containers[container_id] = ContainerStatus(
             container_id,
             config.pod,
@@ -79,15 +112,19 @@ class SimulatedRuntime:
             config.image,
             f"sha256:simulated-{config.image}",
             ContainerState.CREATED,
-            time.time(),
+            self.clock(),
         )
         return container_id
 
     async def start_container(self, container_id: str) -> None:
         found = self._containers[container_id]
+        now = self.clock()
         self._containers[container_id] = replace(
-            found, state=ContainerState.RUNNING, started_at=time.time()
+            found, state=ContainerState.RUNNING, started_at=now
         )
+        plan = self._exits.pop(container_id, None)
+        if plan is not None:
+            self._exits[container_id] = (now + plan[0], plan[1])
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
         found = self._containers.get(container_id)
@@ -95,7 +132,7 @@ class SimulatedRuntime:
             self._containers[container_id] = replace(
                 found,
                 state=ContainerState.EXITED,
-                finished_at=time.time(),
+                finished_at=self.clock(),
                 exit_code=0,
                 reason="Completed",
             )
@@ -104,7 +141,24 @@ class SimulatedRuntime:
         self._containers.pop(container_id, None)
 
     async def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        self._finish_due()
         return [c for c in self._containers.values() if pod_uid in (None, c.pod.uid)]
+
+    def _finish_due(self) -> None:
+        now = self.clock()
+        for container_id, (at, code) in list(self._exits.items()):
+            found = self._containers.get(container_id)
+            if found is None:
+                del self._exits[container_id]
+            elif found.state is ContainerState.RUNNING and now >= at:
+                del self._exits[container_id]
+                self._containers[container_id] = replace(
+                    found,
+                    state=ContainerState.EXITED,
+                    finished_at=now,
+                    exit_code=code,
+                    reason="Completed" if code == 0 else "Error",
+                )
 
     async def logs(
         self,
