@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# scripts/run-bench.sh [bench args, e.g. --quick] — what `make bench` runs after `make install`
-# and `make system`: the storage benchmark (`python -m bench.storage_bench`), which starts its own
-# single etcd member on free loopback ports and stops it. Nothing else is started here.
+# scripts/run-bench.sh [--quick] [--backend sqlite|etcd|all] [--etcd BIN] — what `make bench` runs
+# after `make install` and `make system`: the storage benchmark (`python -m bench.storage_bench`),
+# then the API server benchmark (`python -m bench.apiserver_bench`). Both take these args;
+# each starts what it measures itself (a single etcd member on free loopback ports, the API
+# server as a subprocess on a free port) and stops it. Nothing else is started here.
 #
 # The data goes to a scratch dir on a real disk (never tmpfs, where fsync costs nothing): the
 # first of $BENCH_DIR, $TMPDIR or /tmp, /var/tmp, .run that is not a RAM filesystem. On the way
-# out, whatever happens, the scratch dir is removed, and an etcd the bench left behind (only if
-# the bench itself was killed outright) is stopped by the pid the bench recorded. The exit
-# status is the bench's: non-zero only when it failed, never because a figure is low.
+# out, whatever happens, the scratch dir is removed, and an etcd or API server a bench left
+# behind (only if the bench itself was killed outright) is stopped by the pid the bench recorded
+# in <its dir>/*.pid. The API server bench runs even if the storage one failed; the exit status
+# is the first non-zero one: a bench failed, never because a figure is low.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,7 +47,7 @@ scratch=$(mktemp -d "$base/run-bench.XXXXXX")
 bench=
 
 # shellcheck disable=SC2317 # (called from the traps)
-stop_bench() { # forward a stop to the bench (it stops its etcd on SIGTERM) and wait for it
+stop_bench() { # forward a stop to the bench (it stops its etcd and API server on SIGTERM), wait
     if [[ -n $bench ]] && kill -0 "$bench" 2>/dev/null; then
         kill -TERM "$bench" 2>/dev/null || true
         wait "$bench" 2>/dev/null || true
@@ -55,14 +58,15 @@ stop_bench() { # forward a stop to the bench (it stops its etcd on SIGTERM) and 
 # shellcheck disable=SC2317 # (shellcheck 0.9 does not see that the EXIT trap calls it)
 cleanup() {
     stop_bench
-    local pidfile pid
-    for pidfile in "$scratch"/*/etcd.pid; do
+    local pidfile pid what
+    for pidfile in "$scratch"/*/*.pid; do
         [[ -f $pidfile ]] || continue
         while read -r pid; do
             # Only a process we started: its command line names our scratch dir.
             if [[ -n $pid && -r /proc/$pid/cmdline ]] &&
                 tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$scratch"; then
-                echo "run-bench: stopping leftover etcd (pid $pid)" >&2
+                what=${pidfile##*/}
+                echo "run-bench: stopping leftover ${what%.pid} (pid $pid)" >&2
                 kill -TERM "$pid" 2>/dev/null || true
                 for _ in {1..50}; do
                     kill -0 "$pid" 2>/dev/null || break
@@ -79,10 +83,20 @@ trap cleanup EXIT
 trap 'stop_bench; exit 130' INT
 trap 'stop_bench; exit 143' TERM
 
-# In the background so that the traps above run at once rather than after the bench ends.
-.venv/bin/python -m bench.storage_bench --dir "$scratch" "$@" &
-bench=$!
+run_bench() { # run_bench MODULE ARGS...: in the background, so that the traps above run at once
+    local module=$1 rc=0
+    shift
+    .venv/bin/python -m "$module" --dir "$scratch" "$@" &
+    bench=$!
+    wait "$bench" || rc=$?
+    bench=
+    return "$rc"
+}
+
 status=0
-wait "$bench" || status=$?
-bench=
+run_bench bench.storage_bench "$@" || status=$?
+echo
+rc=0
+run_bench bench.apiserver_bench "$@" || rc=$?
+((status != 0)) || status=$rc
 exit "$status"

@@ -108,11 +108,12 @@ class ResourceHandlers:
         obj = await self.api.get(path.info, path.namespace, path.name)
         return self._respond(request, path, obj)
 
-    async def _list(self, request: web.Request, path: ResourcePath) -> web.Response:
+    async def _list(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         output = negotiation.choose_output(request.headers.get("Accept", ""))
-        page = await self.api.list(path.info, path.namespace, query.list_options(request.query))
-        list_meta = _list_meta(page)
         info = path.info
+        options = query.list_options(request.query)
+        page = await self.api.list(info, path.namespace, options, stamped=not output.as_kind)
+        list_meta = _list_meta(page)
         body: Obj
         if output.as_kind == "Table":
             body = tables.table(
@@ -138,7 +139,14 @@ class ResourceHandlers:
                 "items": page.items,
             }
         data, content_type = negotiation.encode(body, output.format)
-        return web.Response(body=data, content_type=content_type)
+        # Streamed: aiohttp keeps a plain Response (and its body) alive on an idle
+        # keep-alive connection until the next request; a big LIST would pin megabytes.
+        response = web.StreamResponse(headers={"Content-Type": content_type})
+        response.content_length = len(data)
+        await response.prepare(request)
+        await response.write(data)
+        await response.write_eof()
+        return response
 
     async def _watch(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         output = negotiation.choose_output(request.headers.get("Accept", ""))

@@ -20,15 +20,18 @@ log = structlog.get_logger(__name__)
 
 
 def build(store: Store, config: APIServerConfig) -> APIServer:
+    lifecycle = admission.NamespaceLifecycle(store)
     admit = admission.chain(
         [
-            admission.NamespaceLifecycle(store),
+            lifecycle,
             admission.ServiceAllocator(
                 store, config.service_cluster_ip_range, config.service_node_port_range
             ),
         ]
     )
     registries = Registries(catalog(), store, clock=time.time, admit=admit)
+    namespaces = registries.cache.cache_for(registries.by_kind("", "Namespace").info)
+    lifecycle.known = lambda name: namespaces.objects.get(f"/registry/namespaces/{name}")
     return APIServer(registries, clock=time.time, address=f"{config.bind_address}:{config.port}")
 
 

@@ -27,19 +27,28 @@ class NamespaceLifecycle:
 
     EXEMPT = frozenset({"namespaces", "events"})
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, known: Callable[[str], Obj | None] | None = None) -> None:
         self.store = store
+        self.known = known
+
+    async def _namespace(self, name: str) -> Obj:
+        """From the watch cache when it has it (as upstream's lister), else the store."""
+        cached = self.known(name) if self.known is not None else None
+        if cached is not None:
+            return cached
+        try:
+            kv = await self.store.get(f"/registry/namespaces/{name}")
+        except KeyNotFound:
+            raise errors.NotFound.of(Target("namespaces", "", name)) from None
+        found: Obj = orjson.loads(kv.value)
+        return found
 
     async def __call__(self, operation: str, strategy: Strategy, new: Obj, old: Obj | None) -> None:
         info = strategy.info
         if operation != "CREATE" or not info.namespaced or info.plural in self.EXEMPT:
             return
         namespace = str(metadata(new).get("namespace", ""))
-        try:
-            kv = await self.store.get(f"/registry/namespaces/{namespace}")
-        except KeyNotFound:
-            raise errors.NotFound.of(Target("namespaces", "", namespace)) from None
-        ns = orjson.loads(kv.value)
+        ns = await self._namespace(namespace)
         if dig(ns, "metadata", "deletionTimestamp") or dig(ns, "status", "phase") == "Terminating":
             name = str(metadata(new).get("name", ""))
             target = Target(info.plural, info.group, name)

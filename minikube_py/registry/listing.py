@@ -25,6 +25,9 @@ from minikube_py.storage.interface import Compacted, Store
 
 Filter = Callable[[Obj], bool]
 
+CACHE_CATCH_UP = 0.25
+"""Seconds a consistent LIST waits for the watch cache before reading the store instead."""
+
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can"
     " start a new list without the continue parameter, or use the continue token in this"
@@ -91,19 +94,32 @@ class Lister:
                     "specifying resource version is not allowed when using continue"
                 )
             return await self._list_from_store(namespace, options, accepts)
-        await self._wait_fresh(options)
+        stale_at = await self._wait_fresh(options)
+        if stale_at:
+            return await self._list_at(namespace, options, accepts, stale_at)
         return self._page(namespace, options, accepts, self.watch_cache.revision)
 
-    async def _wait_fresh(self, options: ListOptions) -> None:
+    async def _wait_fresh(self, options: ListOptions) -> int:
+        """0 when the cache may answer; else the revision to read from the store at.
+
+        A consistent read waits briefly for the cache to reach the store's revision. It
+        may never get there when that revision belongs to a write the cache does not see
+        (outside ``/registry/`` in a shared etcd): then, as kube-apiserver falls back to
+        etcd, the answer is read from the store at that revision.
+        """
         await self.watch_cache.ready.wait()
         if options.resource_version == "":
-            await self.watch_cache.wait_fresh()
-        elif options.resource_version != "0":
+            current = await self.store.current_revision()
+            if not await self.watch_cache.wait_for(current, within=CACHE_CATCH_UP):
+                return current
+            return 0
+        if options.resource_version != "0":
             wanted = _revision_of(options.resource_version)
             if not await self.watch_cache.wait_for(wanted, within=3.0):
                 raise errors.Timeout(
                     f"Too large resource version: {wanted}, current: {self.watch_cache.revision}"
                 )
+        return 0
 
     def _page(self, namespace: str, options: ListOptions, accepts: Filter, revision: int) -> Page:
         items: builtins.list[Obj] = []
@@ -122,6 +138,19 @@ class Lister:
             token = Continue(revision, last_key).encode()
             return Page(items, revision, token, matched_after)
         return Page(items, revision)
+
+    async def _list_at(
+        self, namespace: str, options: ListOptions, accepts: Filter, revision: int
+    ) -> Page:
+        """A first page read from the store at ``revision`` (the cache is behind)."""
+        token = Continue(revision, "").encode()
+        pinned = ListOptions(
+            label_selector=options.label_selector,
+            field_selector=options.field_selector,
+            limit=options.limit,
+            continue_token=token,
+        )
+        return await self._list_from_store(namespace, pinned, accepts)
 
     async def _list_from_store(self, namespace: str, options: ListOptions, accepts: Filter) -> Page:
         """A continuation page, read from the store at the first page's revision."""

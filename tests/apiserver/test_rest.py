@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
+import pytest
+
 from tests.support.apiserver import Server
 
 SEED_POD = """\
@@ -126,3 +128,26 @@ def test_watch_from_resource_version_streams_changes(server: Server, namespace: 
         ("ADDED", "w1"),
         ("DELETED", "w1"),
     ]
+
+
+def test_consistent_list_is_never_older_than_the_store(
+    server: Server, namespace: str, request: pytest.FixtureRequest
+) -> None:
+    """A consistent LIST reflects every write before it, even one the watch cache never
+    sees (another tenant writing outside /registry/ in a shared etcd)."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    _, created = server.request("POST", path, {"metadata": {"name": "seen"}})
+    floor = int(created["metadata"]["resourceVersion"])
+    if request.node.callspec.params.get("server") == "etcd":
+        cluster = request.getfixturevalue("etcd")
+        put = urllib.request.Request(
+            cluster.members[0].client_url + "/v3/kv/put",
+            data=json.dumps({"key": "b3RoZXI=", "value": "eA=="}).encode(),
+            method="POST",
+        )
+        with urllib.request.urlopen(put, timeout=10) as answer:
+            floor = int(json.loads(answer.read())["header"]["revision"])
+    status, listed = server.request("GET", path)
+    assert status == 200
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["seen"]
+    assert int(listed["metadata"]["resourceVersion"]) >= floor
