@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import structlog
 
+from minikube_py import errors
 from minikube_py.client.events import EventRecorder
 from minikube_py.client.informer import key_of
 from minikube_py.client.informers import SharedInformers
@@ -80,6 +81,9 @@ class Controller:
         raise NotImplementedError
 
     def _failed(self, key: str, exc: Exception) -> None:
+        if isinstance(exc, errors.Conflict):  # decided on a stale cache: routine, retried
+            log.debug("reconcile conflict", controller=self.name, key=key)
+            return
         log.warning(
             "reconcile failed", controller=self.name, key=key, error=f"{type(exc).__name__}: {exc}"
         )

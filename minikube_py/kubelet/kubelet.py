@@ -14,6 +14,7 @@ from pathlib import Path
 
 import structlog
 
+from minikube_py import errors
 from minikube_py.client.events import EventRecorder
 from minikube_py.client.informer import Informer
 from minikube_py.client.interface import Client, Selection
@@ -135,6 +136,9 @@ class Kubelet:
 
     @staticmethod
     def _failed(uid: str, exc: Exception) -> None:
+        if isinstance(exc, errors.Conflict):  # a status write raced another writer: retried
+            log.debug("pod status conflict", uid=uid)
+            return
         log.warning("pod sync failed", uid=uid, error=f"{type(exc).__name__}: {exc}")
 
     async def _relist(self) -> None:

@@ -193,6 +193,7 @@ class Registry:
             if pinned and pinned != str(kv.mod_revision):
                 raise errors.Conflict.modified(self.target(name))
             self._check_identity(new, namespace, name)
+            self._check_uid(new, old, name)
             self._keep_metadata(new, old)
             strategy: Strategy | SubresourceStrategy = self.subresources.get(
                 subresource, self.strategy
@@ -237,6 +238,17 @@ class Registry:
             )
         meta["name"] = name
         self._bind_namespace(new, namespace)
+
+    def _check_uid(self, new: Obj, old: Obj, name: str) -> None:
+        """A uid in the request is a precondition: the object must be that very object."""
+        wanted, actual = metadata(new).get("uid"), metadata(old).get("uid")
+        if wanted and wanted != actual:
+            raise errors.Conflict(
+                f'Operation cannot be fulfilled on {self.target(name).qualified} "{name}":'
+                f" Precondition failed: UID in precondition: {wanted}, UID in object meta:"
+                f" {actual}",
+                target=self.target(name),
+            )
 
     @staticmethod
     def _keep_metadata(new: Obj, old: Obj) -> None:

@@ -117,17 +117,24 @@ class Pods(ObjectStrategy):
         spec = obj.setdefault("spec", {})
         if not isinstance(spec, dict):
             return
-        spec.setdefault("restartPolicy", "Always")
-        spec.setdefault("dnsPolicy", "ClusterFirst")
-        spec.setdefault("terminationGracePeriodSeconds", 30)
-        spec.setdefault("securityContext", {})
-        spec.setdefault("schedulerName", "default-scheduler")
+        self.default_spec(spec)
+        # What admission adds to pods only (service account, priority, default
+        # tolerations), never to the pod templates of workloads.
         spec.setdefault("enableServiceLinks", True)
         spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
         spec.setdefault("serviceAccount", spec["serviceAccountName"])
         spec.setdefault("priority", 0)
         spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
         self._default_tolerations(spec)
+
+    @staticmethod
+    def default_spec(spec: Obj) -> None:
+        """PodSpec defaulting, shared with the templates of Deployments, ReplicaSets, Jobs."""
+        spec.setdefault("restartPolicy", "Always")
+        spec.setdefault("dnsPolicy", "ClusterFirst")
+        spec.setdefault("terminationGracePeriodSeconds", 30)
+        spec.setdefault("securityContext", {})
+        spec.setdefault("schedulerName", "default-scheduler")
         for key in ("containers", "initContainers"):
             for container in spec.get(key) or []:
                 if isinstance(container, dict):

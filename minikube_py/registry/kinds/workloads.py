@@ -44,9 +44,9 @@ class WorkloadStrategy(ObjectStrategy):
             return
         template = spec.setdefault("template", {})
         if isinstance(template, dict):
-            pod = {"spec": template.setdefault("spec", {})}
-            _pods.default(pod)
-            template["spec"] = pod["spec"]
+            template_spec = template.setdefault("spec", {})
+            if isinstance(template_spec, dict):
+                _pods.default_spec(template_spec)
             template.setdefault("metadata", {})
         self.default_spec(spec)
 
