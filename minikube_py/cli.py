@@ -86,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_apiserver_flags(commands.add_parser("apiserver", help="run the API server"))
     _add_kubelet_flags(commands.add_parser("kubelet", help="run a kubelet for this machine"))
     _add_up_flags(commands.add_parser("up", help="run the whole cluster in this process"))
+    from minikube_py.scheduler import standalone as scheduler
+
+    scheduler.add_flags(commands.add_parser("scheduler", help="run the scheduler"))
     for name, text in (
         ("status", "say whether a cluster is up"),
         ("down", "stop a running cluster and remove its containers"),
@@ -141,6 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             asyncio.run(until_signalled(standalone.run(standalone.config_from(args))))
+        except KeyboardInterrupt:
+            return 0
+        except Exception as exc:
+            return _fail(_start_failure(_root(exc), args))
+        return 0
+    if args.command == "scheduler":
+        from minikube_py.scheduler import standalone as scheduler
+
+        try:
+            asyncio.run(until_signalled(scheduler.run(scheduler.config_from(args))))
         except KeyboardInterrupt:
             return 0
         except Exception as exc:

@@ -43,50 +43,62 @@ class WatchStreamer:
         self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT * (1 + random.random())
         self.bookmark = bookmark
         self.bookmark_interval = bookmark_interval
+        self._pending: asyncio.Future[CacheEvent] | None = None
 
     async def stream(self) -> web.StreamResponse:
         response = web.StreamResponse(
             status=200, headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
         )
         response.enable_chunked_encoding()
-        pending = asyncio.ensure_future(anext(self.events))
-        # A too-old resourceVersion fails at once: answer it as an ERROR event, as upstream.
-        await asyncio.wait({pending}, timeout=0.05)
-        await response.prepare(self.request)
-        if pending.done() and isinstance(pending.exception(), errors.APIError):
-            failure = pending.exception()
-            assert isinstance(failure, errors.APIError)
-            await self._write(response, {"type": "ERROR", "object": failure.status()})
-            return response
-        with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, TimeoutError):
-            async with asyncio.timeout(self.timeout):
-                await self._pump(response, pending)
+        pending = self._read_next()
+        try:
+            # A too-old resourceVersion fails at once: answer it as an ERROR event, as upstream.
+            await asyncio.wait({pending}, timeout=0.05)
+            await response.prepare(self.request)
+            if pending.done() and isinstance(pending.exception(), errors.APIError):
+                failure = pending.exception()
+                assert isinstance(failure, errors.APIError)
+                await self._write(response, {"type": "ERROR", "object": failure.status()})
+                return response
+            with contextlib.suppress(ConnectionResetError, asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(self.timeout):
+                    await self._pump(response, pending)
+        finally:
+            await self._release()
         return response
 
     async def _pump(
         self, response: web.StreamResponse, pending: asyncio.Future[CacheEvent]
     ) -> None:
         is_first = True
-        try:
-            while True:
-                done, _ = await asyncio.wait({pending}, timeout=self._next_bookmark())
-                if not done:
-                    if self.bookmark is not None:
-                        await self._write(response, {"type": "BOOKMARK", "object": self.bookmark()})
-                    continue
-                try:
-                    event = pending.result()
-                except StopAsyncIteration:
-                    return
-                await self._send(response, event, is_first)
-                is_first = False
-                pending = asyncio.ensure_future(anext(self.events))
-        finally:
+        while True:
+            done, _ = await asyncio.wait({pending}, timeout=self._next_bookmark())
+            if not done:
+                if self.bookmark is not None:
+                    await self._write(response, {"type": "BOOKMARK", "object": self.bookmark()})
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            await self._send(response, event, is_first)
+            is_first = False
+            pending = self._read_next()
+
+    def _read_next(self) -> asyncio.Future[CacheEvent]:
+        self._pending = asyncio.ensure_future(anext(self.events))
+        return self._pending
+
+    async def _release(self) -> None:
+        """Cancel the read in flight and close the event source, however the stream ended."""
+        pending = self._pending
+        if pending is not None:
             pending.cancel()
             with contextlib.suppress(BaseException):
                 await pending
-            aclose = getattr(self.events, "aclose", None)
-            if aclose is not None:
+        aclose = getattr(self.events, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(BaseException):
                 await aclose()
 
     def _next_bookmark(self) -> float | None:

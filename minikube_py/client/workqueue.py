@@ -25,7 +25,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._failures: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._ready = asyncio.Event()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._closed = False
         self.base_delay = base_delay
         self.max_delay = max_delay
@@ -42,7 +42,15 @@ class WorkQueue:
         if key not in self._queued:
             self._queued.add(key)
             self._queue.append(key)
-            self._ready.set()
+            self._wake_one()
+
+    def _wake_one(self) -> None:
+        """Hand the new key to one idle worker, not all of them."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def add_after(self, key: str, delay: float) -> None:
         """Add ``key`` in ``delay`` seconds (an earlier pending timer for it wins)."""
@@ -68,8 +76,14 @@ class WorkQueue:
         while not self._queue:
             if self._closed:
                 raise ShutDown
-            self._ready.clear()
-            await self._ready.wait()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # pass our wake-up on: the key is still there
+                raise
         key = self._queue.popleft()
         self._queued.discard(key)
         self._processing.add(key)
@@ -98,7 +112,10 @@ class WorkQueue:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        self._ready.set()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 Reconcile = Callable[[str], Awaitable[float | None]]

@@ -217,8 +217,9 @@ class Registry:
         (``pods/binding`` sets spec.nodeName and a status condition in one write)."""
         for _ in range(UPDATE_RETRIES):
             kv = await self._get_kv(namespace, name)
-            new = mutate(decode_kv(kv))
-            self._keep_metadata(new, decode_kv(kv))
+            old = decode_kv(kv)
+            new = mutate(deep_copy(old))
+            self._keep_metadata(new, old)
             try:
                 revision = await self.store.update(
                     kv.key, encode(new), expected_revision=kv.mod_revision

@@ -40,7 +40,11 @@ def _default_container(container: Obj) -> None:
     container.setdefault("imagePullPolicy", default_pull_policy(str(container.get("image", ""))))
     container.setdefault("terminationMessagePath", "/dev/termination-log")
     container.setdefault("terminationMessagePolicy", "File")
-    container.setdefault("resources", {})
+    resources = container.setdefault("resources", {})
+    if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+        requests = resources.setdefault("requests", {})  # a limit alone is also the request
+        for name, value in resources["limits"].items():
+            requests.setdefault(name, value)
     for port in container.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
