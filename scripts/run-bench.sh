@@ -99,4 +99,41 @@ echo
 rc=0
 run_bench bench.apiserver_bench "$@" || rc=$?
 ((status != 0)) || status=$rc
+echo
+rc=0
+run_bench bench.scheduler_bench "$@" || rc=$?
+((status != 0)) || status=$rc
+
+# The kubelet and `up` benchmarks run on real Docker: the daemon that answers, or one they
+# start with scripts/docker-daemon.sh and stop again. They remove the containers of the nodes
+# they name; should one be killed outright, the trap below does it for them, after the
+# cleanup above has stopped its `up`: the nodes listed in <its dir>/docker-nodes, and a
+# dockerd it started (<its dir>/dockerd.started). A daemon they did not start is left alone.
+# shellcheck disable=SC2317 # (called from the EXIT trap)
+docker_leftovers() {
+    local file node ids nodes=() started=0
+    stop_bench # first: a bench that can still clean up after itself does so
+    for file in "$scratch"/*/docker-nodes; do
+        if [[ -f $file ]]; then mapfile -t -O "${#nodes[@]}" nodes <"$file"; fi
+    done
+    if compgen -G "$scratch/*/dockerd.started" >/dev/null; then started=1; fi
+    cleanup
+    if ((${#nodes[@]})) && command -v docker >/dev/null; then
+        for node in "${nodes[@]}"; do
+            ids=$(docker ps -aq --filter "label=io.minikube-py.node=$node" 2>/dev/null) || continue
+            [[ -n $ids ]] || continue
+            echo "run-bench: removing leftover containers of node $node" >&2
+            # shellcheck disable=SC2086 # (one id per word)
+            docker rm -f $ids >/dev/null 2>&1 || true
+        done
+    fi
+    if ((started)); then scripts/docker-daemon.sh stop >&2 || true; fi
+}
+trap docker_leftovers EXIT
+for module in bench.kubelet_bench bench.up_bench; do
+    echo
+    rc=0
+    run_bench "$module" "$@" || rc=$?
+    ((status != 0)) || status=$rc
+done
 exit "$status"

@@ -73,6 +73,9 @@ class NodeInfo:
         "alloc_memory",
         "alloc_pods",
         "alloc_scalar",
+        "free_cpu",
+        "free_memory",
+        "free_pods",
         "hard_taints",
         "labels",
         "name",
@@ -107,6 +110,8 @@ class NodeInfo:
         self.req_cpu = self.req_memory = self.req_ephemeral = 0
         self.req_scalar: dict[str, int] = {}
         self.non_zero_cpu = self.non_zero_memory = 0
+        self.free_cpu = self.free_memory = self.free_pods = 0
+        """Allocatable minus requested: what the resource filter's fast path compares."""
         self.pods: dict[str, PodInfo] = {}
         self.ports: dict[HostPort, int] = {}
         self.owners: dict[str, int] = {}
@@ -127,6 +132,12 @@ class NodeInfo:
         self.alloc_ephemeral = alloc.pop(EPHEMERAL, 0)
         self.alloc_pods = alloc.pop(PODS, 0)
         self.alloc_scalar = alloc
+        self._free()
+
+    def _free(self) -> None:
+        self.free_cpu = self.alloc_cpu - self.req_cpu
+        self.free_memory = self.alloc_memory - self.req_memory
+        self.free_pods = self.alloc_pods - len(self.pods)
 
     def placement_view(self) -> tuple[Any, ...]:
         """What decides whether pods fit: a change here may help pods that did not."""
@@ -142,8 +153,8 @@ class NodeInfo:
         )
 
     def add(self, pod: PodInfo) -> None:
-        self._account(pod, 1)
         self.pods[pod.key] = pod
+        self._account(pod, 1)
 
     def remove(self, key: str) -> PodInfo | None:
         pod = self.pods.pop(key, None)
@@ -164,6 +175,7 @@ class NodeInfo:
         _count(self.ports, pod.host_ports, sign)
         if pod.owner:
             _count(self.owners, (pod.owner,), sign)
+        self._free()
 
 
 def _count(counter: dict[Any, int], keys: Any, sign: int) -> None:

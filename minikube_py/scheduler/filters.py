@@ -146,9 +146,7 @@ def resources_fit_batch(
     roomy = [
         node
         for node in nodes
-        if len(node.pods) < node.alloc_pods
-        and cpu <= node.alloc_cpu - node.req_cpu
-        and memory <= node.alloc_memory - node.req_memory
+        if node.free_pods > 0 and cpu <= node.free_cpu and memory <= node.free_memory
     ]
     if len(roomy) == len(nodes):
         return roomy

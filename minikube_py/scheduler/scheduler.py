@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from minikube_py import errors
 from minikube_py.client.events import EventRecorder
 from minikube_py.client.informer import Informer
 from minikube_py.client.informers import SharedInformers
@@ -171,11 +170,11 @@ class Scheduler:
             f"Successfully assigned {info.namespace}/{info.name} to {node}",
         )
 
-    def _bind_failed(self, queued: QueuedPod, node: str, exc: errors.APIError) -> None:
+    def _bind_failed(self, queued: QueuedPod, node: str, exc: Exception) -> None:
         """Give back the assumed room; retry the pod if it is still ours to place."""
         self.stats.bind_errors += 1
         key = queued.info.key
-        log.info("binding failed", pod=key, node=node, error=str(exc))
+        log.info("binding failed", pod=key, node=node, error=f"{type(exc).__name__}: {exc}")
         if self.cache.forget(key):
             self.queue.move_all()
         current = self.pods.get(key)

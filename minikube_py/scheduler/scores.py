@@ -154,10 +154,10 @@ class ScoreMemo:
     ) -> list[list[int]]:
         """One list of raw scores per scorer, as ``scorer.raw(pod, nodes)`` would give."""
         table = self._table(pod)
-        hits = [table.get(node.name) for node in nodes]
+        get = table.get
         rows = [
-            hit[1] if hit is not None and hit[0] == node.version else ()
-            for hit, node in zip(hits, nodes, strict=True)
+            hit[1] if (hit := get(node.name)) is not None and hit[0] == node.version else ()
+            for node in nodes
         ]
         missing = [index for index, row in enumerate(rows) if not row]
         if missing:

@@ -40,7 +40,7 @@ class MarkUnschedulable:
 
 Op = Bind | MarkUnschedulable
 BindDone = Callable[[QueuedPod, str], None]
-BindFailed = Callable[[QueuedPod, str, errors.APIError], None]
+BindFailed = Callable[[QueuedPod, str, Exception], None]
 
 
 def scheduled_condition(pod: Obj) -> Obj | None:
@@ -147,7 +147,7 @@ class PodWriter:
         namespace, _, name = key.partition("/")
         try:
             await self.client.bind(namespace, name, op.node)
-        except errors.APIError as exc:
+        except Exception as exc:  # API error or lost connection: either way not bound
             self.bind_failed(op.queued, op.node, exc)
         else:
             self.bound(op.queued, op.node)
