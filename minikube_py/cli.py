@@ -89,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     from minikube_py.scheduler import standalone as scheduler
 
     scheduler.add_flags(commands.add_parser("scheduler", help="run the scheduler"))
+    from minikube_py.controllers import standalone as controllers
+
+    controllers.add_flags(commands.add_parser("controller-manager", help="run the controllers"))
     for name, text in (
         ("status", "say whether a cluster is up"),
         ("down", "stop a running cluster and remove its containers"),
@@ -144,6 +147,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             asyncio.run(until_signalled(standalone.run(standalone.config_from(args))))
+        except KeyboardInterrupt:
+            return 0
+        except Exception as exc:
+            return _fail(_start_failure(_root(exc), args))
+        return 0
+    if args.command == "controller-manager":
+        from minikube_py.controllers import standalone as controllers
+
+        try:
+            asyncio.run(until_signalled(controllers.run(args)))
         except KeyboardInterrupt:
             return 0
         except Exception as exc:

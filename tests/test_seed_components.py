@@ -34,7 +34,8 @@ preferences: {{}}
 
 def get(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=10) as answer:
-        return json.loads(answer.read())
+        raw = answer.read()
+        return json.loads(raw) if raw.startswith(b"{") else {"text": raw.decode()}
 
 
 def wait_for(condition, what: str, timeout: float = 60.0):  # type: ignore[no-untyped-def]
@@ -140,6 +141,88 @@ def test_seed_story_with_separate_processes(tmp_path: Path, etcd: EtcdCluster) -
     finally:
         for process in (kubelet, apiserver):
             if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(30)
+        for log in logs:
+            log.close()
+        remove_node_containers(node)
+
+
+def test_scheduler_and_controller_manager_as_processes(tmp_path: Path) -> None:
+    require_docker()
+    port, node = free_port(), f"cm-{uuid.uuid4().hex[:8]}"
+    url = f"http://127.0.0.1:{port}"
+    conf = tmp_path / "kubelet.conf"
+    conf.write_text(KUBELET_CONF.format(port=port))
+    env = {**os.environ, "KUBECONFIG": "/dev/null", "KUBECACHEDIR": str(tmp_path / "cache")}
+    commands = {
+        "apiserver": ["apiserver", "--data-dir", str(tmp_path / "data"), "--port", str(port)],
+        "kubelet": [
+            "kubelet",
+            f"--kubeconfig={conf}",
+            "--node-name",
+            node,
+            "--root-dir",
+            str(tmp_path / "k"),
+            "--port",
+            "0",
+        ],
+        "scheduler": ["scheduler", f"--kubeconfig={conf}"],
+        "controller-manager": ["controller-manager", f"--kubeconfig={conf}"],
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for name, args in commands.items():
+            log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115
+            logs.append(log)
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "minikube_py", *args],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            if name == "apiserver":
+                wait_for(lambda: get(f"{url}/readyz") is not None, "API server")
+        kubectl = ["kubectl", "-s", url]
+        wait_for(
+            lambda: (
+                subprocess.run(
+                    [*kubectl, "get", "node", node], capture_output=True, env=env
+                ).returncode
+                == 0
+            ),
+            "node",
+        )
+        subprocess.run(
+            [
+                *kubectl,
+                "create",
+                "deployment",
+                "web",
+                "--image=busybox:1.35",
+                "--replicas=2",
+                "--",
+                "sleep",
+                "3600",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
+
+        def running() -> bool:
+            pods = get(f"{url}/api/v1/namespaces/default/pods?labelSelector=app%3Dweb")["items"]
+            return len(pods) == 2 and all(
+                p["status"].get("phase") == "Running" and p["spec"].get("nodeName") == node
+                for p in pods
+            )
+
+        wait_for(running, "2 deployment pods Running on the node", timeout=90)
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(30)
         for log in logs:
