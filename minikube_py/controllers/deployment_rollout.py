@@ -41,6 +41,12 @@ REPLICASETS = resource("apps", "ReplicaSet")
 MaybeRS = Obj | None
 
 
+def _min_ready(obj: Obj) -> dict[str, int]:
+    """``minReadySeconds`` as Go marshals it: omitted when zero."""
+    seconds = int(dig(obj, "spec", "minReadySeconds") or 0)
+    return {"minReadySeconds": seconds} if seconds else {}
+
+
 class Rollout:
     """The Deployment (``d``), its claimed ReplicaSets and their pods, and the writes.
 
@@ -145,9 +151,9 @@ class Rollout:
     async def _sync_existing(self, existing: Obj, revision: int) -> Obj:
         copy = deep_copy(existing)
         changed = du.set_new_rs_annotations(self.d, copy, revision, exists=True)
-        min_ready = int(dig(self.d, "spec", "minReadySeconds") or 0)
-        if changed or int(dig(copy, "spec", "minReadySeconds") or 0) != min_ready:
-            copy["spec"]["minReadySeconds"] = min_ready
+        if changed or _min_ready(copy) != _min_ready(self.d):
+            copy["spec"].pop("minReadySeconds", None)
+            copy["spec"].update(_min_ready(self.d))
             return await self.update_rs(copy)
         await self.set_revision(annotations_of(copy).get(du.REVISION, ""))
         status = deep_copy(self.d.get("status") or {})
@@ -171,12 +177,12 @@ class Rollout:
             "metadata": {
                 "name": f"{name_of(d)}-{hash_}",
                 "namespace": namespace_of(d),
-                "ownerReferences": [controller_ref(d)],
+                "ownerReferences": [controller_ref(d, DEPLOYMENTS)],
                 "labels": dict(template_meta["labels"]),
             },
             "spec": {
                 "replicas": 0,
-                "minReadySeconds": int(dig(d, "spec", "minReadySeconds") or 0),
+                **_min_ready(d),
                 "selector": selector,
                 "template": template,
             },

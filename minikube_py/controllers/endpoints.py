@@ -246,7 +246,7 @@ class EndpointsController(Controller):
         return [
             (SERVICES, self._service_changed),
             (PODS, self._pod_changed),
-            (ENDPOINTS, own_key),
+            (ENDPOINTS, _endpoints_deleted),
             (SLICES, self._slice_changed),
         ]
 
@@ -277,8 +277,12 @@ class EndpointsController(Controller):
 
     @staticmethod
     def _slice_changed(kind: str, obj: Obj, previous: Obj | None) -> Iterable[str]:
-        service = labels_of(obj).get(SERVICE_NAME)
-        return [f"{namespace_of(obj)}/{service}"] if service else []
+        """A managed slice changed by someone else is put right; a deleted one recreated."""
+        found = labels_of(obj)
+        service = found.get(SERVICE_NAME)
+        if not service or (found.get(MANAGED_BY) != CONTROLLER and kind != "DELETED"):
+            return []
+        return [f"{namespace_of(obj)}/{service}"]
 
     async def reconcile(self, key: str) -> float | None:
         namespace, name = split_key(key)
@@ -307,7 +311,8 @@ class EndpointsController(Controller):
         with contextlib.suppress(errors.NotFound):
             await self.client.delete(ENDPOINTS, namespace, name)
         for found in await self._slices_of(namespace, name):
-            await self._delete_slice(found)
+            if labels_of(found).get(MANAGED_BY) == CONTROLLER:
+                await self._delete_slice(found)
 
     # -- Endpoints --
 
@@ -422,6 +427,11 @@ class EndpointsController(Controller):
         await self._write_endpoints(service, subsets, {SKIP_MIRROR: "true"})
         endpoint = {"addresses": [address], "conditions": {"ready": True}}
         await self._write_slices(service, [(ports, [endpoint])], managed=False)
+
+
+def _endpoints_deleted(kind: str, obj: Obj, previous: Obj | None) -> Iterable[str]:
+    """Deleted Endpoints come back if their Service still selects pods (as upstream)."""
+    return own_key(kind, obj, previous) if kind == "DELETED" else []
 
 
 def _same_slice(current: Obj, wanted: Obj) -> bool:

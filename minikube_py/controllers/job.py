@@ -58,6 +58,8 @@ BACKOFF_LIMIT = ("BackoffLimitExceeded", "Job has reached the specified backoff 
 DEADLINE = ("DeadlineExceeded", "Job was active longer than specified deadline")
 COMPLETED = ("CompletionsReached", "Reached expected number of succeeded pods")
 _job_of = owner_keys("Job")
+ORPHAN = "orphan:"
+"""Queue keys of pods holding the tracking finalizer of a Job that no longer exists."""
 
 
 class JobController(Controller):
@@ -84,7 +86,14 @@ class JobController(Controller):
         self.pods = informers.get(PODS)
 
     def watches(self) -> list[tuple[ResourceInfo, KeysFor]]:
-        return [(JOBS, own_key), (PODS, self._pod_changed)]
+        return [(JOBS, self._job_changed), (PODS, self._pod_changed)]
+
+    def _job_changed(self, kind: str, obj: Obj, previous: Obj | None) -> Iterable[str]:
+        """A deleted Job's pods may still hold its finalizer: they are released."""
+        keys = list(own_key(kind, obj, previous))
+        if kind == "DELETED":
+            keys += [ORPHAN + k for k in self.owned.get(str(metadata(obj).get("uid")), ())]
+        return keys
 
     def _pod_changed(self, kind: str, obj: Obj, previous: Obj | None) -> Iterable[str]:
         """Index pods by owning Job uid and tick off the expectations they satisfy."""
@@ -93,9 +102,7 @@ class JobController(Controller):
         for candidate in (previous, obj):
             for ref in metadata(candidate or {}).get("ownerReferences") or []:
                 if ref.get("controller") and ref.get("kind") == "Job":
-                    owned = self.owned.setdefault(str(ref.get("uid")), set())
-                    keep = kind != "DELETED" and candidate is obj
-                    (owned.add if keep else owned.discard)(key)
+                    self._index(str(ref.get("uid")), key, kind != "DELETED" and candidate is obj)
         jobs = list(_job_of(kind, obj, previous))
         for job in jobs:
             pending = self.expected.get(job)
@@ -103,7 +110,38 @@ class JobController(Controller):
                 pending.pop(f"+{meta.get('name')}", None)
                 if kind == "DELETED" or meta.get("deletionTimestamp"):
                     pending.pop(f"-{meta.get('uid')}", None)
+        if kind != "DELETED" and _tracked(obj) and not self._owner_known(obj):
+            jobs.append(ORPHAN + key)
         return jobs
+
+    def _index(self, job_uid: str, pod_key: str, present: bool) -> None:
+        owned = self.owned.setdefault(job_uid, set())
+        if present:
+            owned.add(pod_key)
+            return
+        owned.discard(pod_key)
+        if not owned:
+            del self.owned[job_uid]
+
+    def _owner_known(self, pod: Obj) -> bool:
+        ref = ju.job_ref(pod)
+        job = self.jobs.get(f"{metadata(pod).get('namespace')}/{ref.get('name')}") if ref else None
+        return job is not None and metadata(job).get("uid") == (ref or {}).get("uid")
+
+    async def _release_orphan(self, pod_key: str) -> None:
+        """Drop the tracking finalizer of a pod whose Job is gone (confirmed live: the
+        Job informer may simply not have seen a new Job yet)."""
+        pod = self.pods.get(pod_key)
+        ref = ju.job_ref(pod) if pod is not None else None
+        if pod is None or ref is None or not _tracked(pod):
+            return
+        try:
+            job = await self.client.get(JOBS, str(metadata(pod)["namespace"]), str(ref["name"]))
+            if metadata(job).get("uid") == ref.get("uid"):
+                return
+        except errors.NotFound:
+            pass
+        await self.remove_finalizers([pod])
 
     def _expect(self, job: str, token: str) -> None:
         self.expected.setdefault(job, {})[token] = time.monotonic() + EXPECTATION_SECONDS
@@ -131,6 +169,9 @@ class JobController(Controller):
         return written if same and newer else job
 
     async def reconcile(self, key: str) -> float | None:
+        if key.startswith(ORPHAN):
+            await self._release_orphan(key.removeprefix(ORPHAN))
+            return None
         job = self._current(key)
         if job is None:
             self.expected.pop(key, None)
@@ -139,7 +180,7 @@ class JobController(Controller):
             return None
         pods = self._owned_pods(job)
         if ju.finished(job):
-            await self._remove_finalizers([p for p in pods if _tracked(p)])
+            await self.remove_finalizers([p for p in pods if _tracked(p)])
             return await self._expire(job)
         if not self._satisfied(key):
             return None
@@ -150,9 +191,8 @@ class JobController(Controller):
         ttl = dig(job, "spec", "ttlSecondsAfterFinished")
         if not isinstance(ttl, int):
             return None
-        ended = dig(job, "status", "completionTime") or (ju.condition_of(job, "Failed") or {}).get(
-            "lastTransitionTime"
-        )
+        failed_at = (ju.condition_of(job, "Failed") or {}).get("lastTransitionTime")
+        ended = dig(job, "status", "completionTime") or failed_at
         due = (parse_time(ended) if ended else self.clock()) + ttl
         if due > self.clock():
             return due - self.clock()
@@ -167,7 +207,7 @@ class JobController(Controller):
             )
         return None
 
-    async def _remove_finalizers(self, pods: list[Obj]) -> set[str]:
+    async def remove_finalizers(self, pods: list[Obj]) -> set[str]:
         """Drop the tracking finalizer; the uids of pods that no longer carry it."""
         done = set()
         for pod in pods:
@@ -193,20 +233,24 @@ class JobController(Controller):
                 *(self.client.create(PODS, namespace, ju.pod_for(job, i)) for i in chunk),
                 return_exceptions=True,
             )
+            failures = [r for r in results if isinstance(r, BaseException)]
             for result in results:
-                if isinstance(result, BaseException):
+                if not isinstance(result, BaseException):
+                    self._created(key, job, metadata(result)["name"])
+                elif not namespace_terminating(result):
                     self.events.record(job, "Warning", "FailedCreate", f"Error creating: {result}")
-                    continue
-                name = metadata(result)["name"]
-                if self.pods.get(f"{namespace}/{name}") is None:
-                    self._expect(key, f"+{name}")
-                self.events.record(job, "Normal", "SuccessfulCreate", f"Created pod: {name}")
-            errors_ = [r for r in results if isinstance(r, BaseException)]
-            created += len(chunk) - len(errors_)
-            if errors_:
-                raise errors_[0]
+            created += len(chunk) - len(failures)
+            if any(not namespace_terminating(f) for f in failures):
+                raise failures[0]
+            if failures:
+                break  # the namespace is going away, and the Job with it
             batch *= 2
         return created
+
+    def _created(self, key: str, job: Obj, name: str) -> None:
+        if self.pods.get(f"{metadata(job)['namespace']}/{name}") is None:
+            self._expect(key, f"+{name}")
+        self.events.record(job, "Normal", "SuccessfulCreate", f"Created pod: {name}")
 
     async def delete_pods(self, key: str, job: Obj, pods: list[Obj]) -> int:
         deleted = 0
@@ -236,6 +280,13 @@ class JobController(Controller):
             seen, last = seen | failed, now
         self.failures[key] = (seen, last)
         return max(last + ju.backoff_delay(len(seen), self.backoff_base) - now, 0.0)
+
+
+def namespace_terminating(exc: BaseException) -> bool:
+    """A create refused because the namespace is being deleted: not worth a retry."""
+    return isinstance(exc, errors.Forbidden) and any(
+        c.get("reason") == "NamespaceTerminating" for c in exc.causes
+    )
 
 
 def _tracked(pod: Obj) -> bool:
@@ -273,14 +324,17 @@ class JobSync:
         )
         failed = self._count("failed") + len(failed_uids)
         failure = self._failure(failed)
-        success = failure is None and self._success(succeeded, completed)
+        success = failure is None and (
+            ju.has_condition(self.job, "SuccessCriteriaMet")
+            or ju.success_reached(self.job, succeeded, completed, bool(self.active))
+        )
         if failure is not None or success:
             self.terminating += await self.c.delete_pods(self.key, self.job, self.active)
             self.active = []
         else:
             await self._manage(succeeded, completed, wait)
         if new_succeeded or new_failed:
-            self.status["uncountedTerminatedPods"] = _uncounted(succeeded_uids, failed_uids)
+            self.status["uncountedTerminatedPods"] = ju.uncounted(succeeded_uids, failed_uids)
             if self.indexed and completed:
                 self.status["completedIndexes"] = ju.format_indexes(completed)
             self.job = await self._write(self.status)
@@ -315,63 +369,32 @@ class JobSync:
         target = ju.condition_of(self.job, "FailureTarget")
         if target is not None and target.get("status") == "True":
             return str(target.get("reason")), str(target.get("message"))
-        restarts = 0
-        if dig(self.spec, "template", "spec", "restartPolicy") == "OnFailure":
-            restarts = sum(ju.restarts(p) for p in self.active)
-        if failed + restarts > int(self.spec.get("backoffLimit", 6)):
+        if ju.backoff_exceeded(self.job, failed, self.active):
             return BACKOFF_LIMIT
-        deadline = self.spec.get("activeDeadlineSeconds")
-        started = self.status.get("startTime") or self.stamp
-        if isinstance(deadline, int) and not self.spec.get("suspend"):
-            left = parse_time(started) + deadline - self.now
-            if left <= 0:
-                return DEADLINE
+        left = ju.deadline_left(self.job, str(self.status.get("startTime") or self.stamp), self.now)
+        if left is not None and left <= 0:
+            return DEADLINE
+        if left is not None:
             self.requeue.append(left)
         return None
 
-    def _success(self, succeeded: int, completed: set[int]) -> bool:
-        if ju.has_condition(self.job, "SuccessCriteriaMet"):
-            return True
-        if self.completions is None:
-            return succeeded > 0 and not self.active
-        if self.indexed:
-            return len(completed) >= self.completions
-        return succeeded >= self.completions
-
     async def _manage(self, succeeded: int, completed: set[int], wait: float) -> None:
-        parallelism = int(self.spec.get("parallelism", 1))
-        if self.spec.get("suspend"):
-            parallelism = 0
+        """Step 3: as many active pods as wanted (none while suspended)."""
+        parallelism = 0 if self.spec.get("suspend") else int(self.spec.get("parallelism", 1))
         if self.indexed:
-            await self._manage_indexed(parallelism, completed, wait)
+            extra, pending = ju.indexed_plan(
+                self.active, completed, self.completions or 0, parallelism
+            )
+            if extra:
+                await self._delete(extra)
+            await self._create(list(pending), wait)
             return
-        if self.completions is None:
-            want = 0 if succeeded > 0 else parallelism
-        else:
-            want = max(min(parallelism, self.completions - succeeded), 0)
+        want = ju.wanted_active(self.completions, parallelism, succeeded)
         if len(self.active) > want:
             extra = sorted(self.active, key=ju.deletion_order)[: len(self.active) - want]
             await self._delete(extra)
         elif len(self.active) < want:
             await self._create([None] * (want - len(self.active)), wait)
-
-    async def _manage_indexed(self, parallelism: int, completed: set[int], wait: float) -> None:
-        size = self.completions or 0
-        by_index: dict[int, Obj] = {}
-        extra = []
-        for pod in sorted(self.active, key=ju.deletion_order, reverse=True):
-            index = ju.pod_index(pod, size)
-            if index is None or index in completed or index in by_index:
-                extra.append(pod)
-            else:
-                by_index[index] = pod
-        surplus = sorted(by_index)[parallelism:] if len(by_index) > parallelism else []
-        extra += [by_index.pop(i) for i in surplus]
-        if extra:
-            await self._delete(extra)
-        pending = [i for i in range(size) if i not in completed and i not in by_index]
-        room = max(parallelism - len(by_index), 0)
-        await self._create(list(pending[:room]), wait)
 
     async def _delete(self, pods: list[Obj]) -> None:
         deleted = await self.c.delete_pods(self.key, self.job, pods)
@@ -391,25 +414,25 @@ class JobSync:
         """Step 1's second half: drop finalizers, then move those uids into the counters."""
         by_uid = {str(metadata(p)["uid"]): p for p in self.pods}
         holding = [by_uid[u] for u in succeeded | failed if u in by_uid and _tracked(by_uid[u])]
-        released = await self.c._remove_finalizers(holding)
+        released = await self.c.remove_finalizers(holding)
         released |= {u for u in succeeded | failed if u not in by_uid or not _tracked(by_uid[u])}
         moved_s, moved_f = succeeded & released, failed & released
         if self.indexed:
-            _set_count(self.status, "succeeded", len(done))
+            ju.set_count(self.status, "succeeded", len(done))
             if done:
                 self.status["completedIndexes"] = ju.format_indexes(done)
         else:
-            _set_count(self.status, "succeeded", self._count("succeeded") + len(moved_s))
-        _set_count(self.status, "failed", self._count("failed") + len(moved_f))
-        self.status["uncountedTerminatedPods"] = _uncounted(succeeded - moved_s, failed - moved_f)
+            ju.set_count(self.status, "succeeded", self._count("succeeded") + len(moved_s))
+        ju.set_count(self.status, "failed", self._count("failed") + len(moved_f))
+        self.status["uncountedTerminatedPods"] = ju.uncounted(succeeded - moved_s, failed - moved_f)
 
     def _conclude(self, failure: tuple[str, str] | None, success: bool) -> None:
         status, stamp = self.status, self.stamp
-        _set_count(status, "active", len(self.active) + self.created)
+        ju.set_count(status, "active", len(self.active) + self.created)
         status["ready"] = sum(1 for p in self.active if ju.ready(p))
         status["terminating"] = self.terminating
         self._suspension()
-        settled = not self.active and not self.terminating and not _any_uncounted(status)
+        settled = not self.active and not self.terminating and not ju.any_uncounted(status)
         if failure is not None:
             ju.set_condition(status, "FailureTarget", True, *failure, stamp)
             if settled and not ju.has_condition(self.job, "Failed"):
@@ -445,25 +468,3 @@ class JobSync:
         written = await self.c.client.update(JOBS, namespace, body, subresource="status")
         self.c.written[self.key] = written
         return written
-
-
-def _set_count(status: Obj, field: str, value: int) -> None:
-    """Counters are omitted at zero, as the API's omitempty int32 fields are."""
-    if value:
-        status[field] = value
-    else:
-        status.pop(field, None)
-
-
-def _uncounted(succeeded: set[str], failed: set[str]) -> Obj:
-    found: Obj = {}
-    if succeeded:
-        found["succeeded"] = sorted(succeeded)
-    if failed:
-        found["failed"] = sorted(failed)
-    return found
-
-
-def _any_uncounted(status: Obj) -> bool:
-    uncounted = status.get("uncountedTerminatedPods") or {}
-    return bool(uncounted.get("succeeded") or uncounted.get("failed"))

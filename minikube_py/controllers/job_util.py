@@ -5,7 +5,7 @@ No I/O here, so each rule of batch/v1 Jobs can be read (and tested) on its own.
 
 from __future__ import annotations
 
-from minikube_py.meta.objects import Obj, deep_copy, dig, metadata
+from minikube_py.meta.objects import Obj, deep_copy, dig, metadata, parse_time
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 """Held on every pod until the Job has counted it, so no finished pod goes uncounted."""
@@ -34,6 +34,15 @@ def owned_by(pod: Obj, job_uid: str) -> bool:
         ref.get("controller") and ref.get("uid") == job_uid
         for ref in metadata(pod).get("ownerReferences") or []
     )
+
+
+def job_ref(pod: Obj) -> Obj | None:
+    """The pod's controller reference, if a Job is its controller."""
+    for ref in metadata(pod).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Job":
+            found: Obj = ref
+            return found
+    return None
 
 
 def is_indexed(job: Obj) -> bool:
@@ -160,7 +169,7 @@ def ready(pod: Obj) -> bool:
     )
 
 
-def restarts(pod: Obj) -> int:
+def restarts_of(pod: Obj) -> int:
     return sum(
         int(s.get("restartCount") or 0) for s in dig(pod, "status", "containerStatuses") or []
     )
@@ -171,6 +180,88 @@ def deletion_order(pod: Obj) -> tuple[int, int, str]:
     scheduled = 1 if dig(pod, "spec", "nodeName") else 0
     running = 1 if dig(pod, "status", "phase") == "Running" else 0
     return (scheduled + running, 1 if ready(pod) else 0, str(dig(pod, "metadata", "name")))
+
+
+# -- decisions --
+
+
+def backoff_exceeded(job: Obj, failed: int, active_pods: list[Obj]) -> bool:
+    """More failures than backoffLimit; under OnFailure, container restarts count too."""
+    restarts = 0
+    if dig(job, "spec", "template", "spec", "restartPolicy") == "OnFailure":
+        restarts = sum(restarts_of(p) for p in active_pods)
+    limit = dig(job, "spec", "backoffLimit")
+    return failed + restarts > (limit if isinstance(limit, int) else 6)
+
+
+def deadline_left(job: Obj, started: str, now: float) -> float | None:
+    """Seconds until activeDeadlineSeconds runs out (None: no deadline, or suspended)."""
+    deadline = dig(job, "spec", "activeDeadlineSeconds")
+    if not isinstance(deadline, int) or dig(job, "spec", "suspend"):
+        return None
+    return parse_time(started) + deadline - now
+
+
+def success_reached(job: Obj, succeeded: int, completed: set[int], any_active: bool) -> bool:
+    """Every index done (Indexed), enough completions, or, with no completions set,
+    one pod succeeded and none still runs."""
+    completions = dig(job, "spec", "completions")
+    if not isinstance(completions, int):
+        return succeeded > 0 and not any_active
+    if is_indexed(job):
+        return len(completed) >= completions
+    return succeeded >= completions
+
+
+def wanted_active(completions: int | None, parallelism: int, succeeded: int) -> int:
+    """NonIndexed: parallelism, but no more than the completions still missing."""
+    if completions is None:
+        return 0 if succeeded > 0 else parallelism
+    return max(min(parallelism, completions - succeeded), 0)
+
+
+def indexed_plan(
+    active_pods: list[Obj], completed: set[int], completions: int, parallelism: int
+) -> tuple[list[Obj], list[int]]:
+    """Indexed: (pods to delete, indexes to start). Duplicates, bad or finished indexes
+    and the highest indexes beyond ``parallelism`` go; pending indexes fill the room."""
+    by_index: dict[int, Obj] = {}
+    extra = []
+    for pod in sorted(active_pods, key=deletion_order, reverse=True):
+        index = pod_index(pod, completions)
+        if index is None or index in completed or index in by_index:
+            extra.append(pod)
+        else:
+            by_index[index] = pod
+    extra += [by_index.pop(i) for i in sorted(by_index)[parallelism:]]
+    pending = [i for i in range(completions) if i not in completed and i not in by_index]
+    return extra, pending[: max(parallelism - len(by_index), 0)]
+
+
+# -- status --
+
+
+def set_count(status: Obj, field: str, value: int) -> None:
+    """Counters are omitted at zero, as the API's omitempty int32 fields are."""
+    if value:
+        status[field] = value
+    else:
+        status.pop(field, None)
+
+
+def uncounted(succeeded: set[str], failed: set[str]) -> Obj:
+    """status.uncountedTerminatedPods for these uids."""
+    found: Obj = {}
+    if succeeded:
+        found["succeeded"] = sorted(succeeded)
+    if failed:
+        found["failed"] = sorted(failed)
+    return found
+
+
+def any_uncounted(status: Obj) -> bool:
+    pending = status.get("uncountedTerminatedPods") or {}
+    return bool(pending.get("succeeded") or pending.get("failed"))
 
 
 # -- conditions --

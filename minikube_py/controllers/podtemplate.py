@@ -98,12 +98,12 @@ def equal_ignore_hash(one: Obj, other: Obj) -> bool:
 # --- ownership ---------------------------------------------------------------------------
 
 
-def controller_ref(owner: Obj) -> Obj:
+def controller_ref(owner: Obj, info: ResourceInfo) -> Obj:
     """metav1.NewControllerRef: the reference a controller puts on what it creates."""
     meta = metadata(owner)
     return {
-        "apiVersion": owner.get("apiVersion", ""),
-        "kind": owner.get("kind", ""),
+        "apiVersion": info.api_version,
+        "kind": info.kind,
         "name": meta.get("name", ""),
         "uid": meta.get("uid", ""),
         "controller": True,
@@ -194,7 +194,8 @@ class Claimer:
     async def _adopt(self, obj: Obj) -> Obj:
         if not self._checked:
             await self._can_adopt()
-        patch = {"metadata": {"ownerReferences": [controller_ref(self.owner)], "uid": uid_of(obj)}}
+        ref = controller_ref(self.owner, self.owner_info)
+        patch = {"metadata": {"ownerReferences": [ref], "uid": uid_of(obj)}}
         return await self._patch(obj, patch)
 
     async def _release(self, obj: Obj) -> Obj:
@@ -219,12 +220,12 @@ def pod_name_prefix(owner_name: str) -> str:
     return owner_name if name_is_dns_subdomain(prefix, True) else prefix
 
 
-def pod_from_template(template: Obj, owner: Obj) -> Obj:
+def pod_from_template(template: Obj, owner: Obj, owner_info: ResourceInfo) -> Obj:
     """GetPodFromTemplate: labels, annotations, finalizers and spec, owned by ``owner``."""
     template_meta = template.get("metadata") or {}
     meta: Obj = {
         "generateName": pod_name_prefix(name_of(owner)),
-        "ownerReferences": [controller_ref(owner)],
+        "ownerReferences": [controller_ref(owner, owner_info)],
     }
     for part in ("labels", "annotations", "finalizers"):
         if template_meta.get(part):
@@ -237,42 +238,47 @@ def pod_from_template(template: Obj, owner: Obj) -> Obj:
     }
 
 
-async def create_pod(
-    client: Client, events: EventRecorder, pods: ResourceInfo, template: Obj, owner: Obj
-) -> None:
-    """RealPodControl.CreatePods: one pod, with the owner's SuccessfulCreate/FailedCreate event."""
-    pod = pod_from_template(template, owner)
-    if not dig(pod, "metadata", "labels"):
-        raise errors.Invalid(
-            errors.Target("", "", name_of(owner), "Pod"),
-            [errors.required("metadata.labels", "unable to create pods, no labels")],
-        )
-    try:
-        created = await client.create(pods, namespace_of(owner), pod)
-    except errors.APIError as exc:
-        if not namespace_terminating(exc):
-            events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
-        raise
-    events.record(owner, "Normal", "SuccessfulCreate", f"Created pod: {name_of(created)}")
+@dataclass(frozen=True)
+class PodControl:
+    """RealPodControl: pods made from templates and deleted, with events on their owner."""
+
+    client: Client
+    events: EventRecorder
+    pods: ResourceInfo
+    owner_info: ResourceInfo
+
+    async def create(self, template: Obj, owner: Obj) -> None:
+        """One pod; SuccessfulCreate, or FailedCreate unless the namespace is going away."""
+        pod = pod_from_template(template, owner, self.owner_info)
+        if not dig(pod, "metadata", "labels"):
+            raise errors.Invalid(
+                errors.Target("", "", name_of(owner), "Pod"),
+                [errors.required("metadata.labels", "unable to create pods, no labels")],
+            )
+        try:
+            created = await self.client.create(self.pods, namespace_of(owner), pod)
+        except errors.APIError as exc:
+            if not namespace_terminating(exc):
+                self.events.record(owner, "Warning", "FailedCreate", f"Error creating: {exc}")
+            raise
+        message = f"Created pod: {name_of(created)}"
+        self.events.record(owner, "Normal", "SuccessfulCreate", message)
+
+    async def delete(self, pod: Obj, owner: Obj) -> None:
+        """Delete with the pod's own grace period; a pod already gone is not worth an event."""
+        try:
+            await self.client.delete(self.pods, namespace_of(pod), name_of(pod))
+        except errors.NotFound:
+            raise
+        except errors.APIError as exc:
+            self.events.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
+            raise
+        self.events.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {name_of(pod)}")
 
 
 def namespace_terminating(exc: errors.APIError) -> bool:
     """errors.HasStatusCause(err, NamespaceTerminatingCause): every create will fail."""
     return any(cause.get("reason") == "NamespaceTerminating" for cause in exc.causes)
-
-
-async def delete_pod(
-    client: Client, events: EventRecorder, pods: ResourceInfo, pod: Obj, owner: Obj
-) -> None:
-    """RealPodControl.DeletePod, with SuccessfulDelete/FailedDelete events on the owner."""
-    try:
-        await client.delete(pods, namespace_of(pod), name_of(pod))
-    except errors.NotFound:
-        raise
-    except errors.APIError as exc:
-        events.record(owner, "Warning", "FailedDelete", f"Error deleting: {exc}")
-        raise
-    events.record(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {name_of(pod)}")
 
 
 # --- pod state ---------------------------------------------------------------------------

@@ -26,10 +26,9 @@ from minikube_py.controllers.base import Controller, KeysFor, own_key, resource
 from minikube_py.controllers.podtemplate import (
     Claimer,
     Expectations,
+    PodControl,
     available_at,
     controller_of,
-    create_pod,
-    delete_pod,
     in_namespace,
     is_deleting,
     is_pod_active,
@@ -223,6 +222,7 @@ class ReplicaSetController(Controller):
         self._selectors: dict[str, labels.LabelSelector] = {}
         self.replicasets = informers.get(REPLICASETS)
         self.pods = informers.get(PODS)
+        self.pod_control = PodControl(client, events, PODS, REPLICASETS)
         super().__init__(client, informers, events)
         self.pods.on_change(self._observe_pod)
 
@@ -322,7 +322,7 @@ class ReplicaSetController(Controller):
 
         async def create() -> None:
             try:
-                await create_pod(self.client, self.events, PODS, template, rs)
+                await self.pod_control.create(template, rs)
             except errors.APIError as exc:
                 if not namespace_terminating(exc):
                     raise
@@ -345,7 +345,7 @@ class ReplicaSetController(Controller):
 
     async def _delete_one(self, key: str, rs: Obj, pod: Obj) -> None:
         try:
-            await delete_pod(self.client, self.events, PODS, pod, rs)
+            await self.pod_control.delete(pod, rs)
         except errors.APIError as exc:
             self.expectations.deletion_observed(key, key_of(pod))
             if not isinstance(exc, errors.NotFound):

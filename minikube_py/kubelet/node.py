@@ -267,11 +267,15 @@ class NodeAgent:
         return None
 
     async def _write_status(self, runtime_error: str | None, *, force: bool) -> None:
+        """Write on change, every minute, and whenever the stored Ready differs from ours
+        (the node controller may have set it Unknown while we were away)."""
         now = self.clock()
-        if not force and now - self._last_write < 60:
-            return
         node = await self.client.get(NODES, "", self.config.name)
         previous = (node.get("status") or {}).get("conditions") or []
+        stored = next((c.get("status") for c in previous if c.get("type") == "Ready"), None)
+        wanted = "True" if runtime_error is None else "False"
+        if not force and stored == wanted and now - self._last_write < 60:
+            return
         node["status"] = self._status(runtime_error, previous)
         await self.client.update(NODES, "", node, subresource="status")
         self._last_write = now

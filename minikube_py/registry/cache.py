@@ -183,7 +183,10 @@ class WatchCache:
 
     def _route(self, key: str) -> ResourceCache | None:
         root = key[: key.find("/", len("/registry/")) + 1]
-        return self.caches.get(root)
+        cache = self.caches.get(root)
+        if cache is None:  # storage names with a slash: services/specs, services/endpoints
+            cache = self.caches.get(key[: key.find("/", len(root)) + 1])
+        return cache
 
     async def _fill(self) -> int:
         """Load every object at one revision, in pages."""

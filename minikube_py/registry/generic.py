@@ -122,7 +122,7 @@ class Registry:
             raise errors.BadRequest("resourceVersion should not be set on objects to be created")
         for derived in ("selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(derived, None)
-        meta["uid"] = new_uid()
+        meta.setdefault("uid", new_uid())
         meta["creationTimestamp"] = format_time(self.clock())
         if not meta.get("name") and meta.get("generateName"):
             suffix = "".join(random.choices(GENERATE_ALPHABET, k=5))
@@ -136,6 +136,8 @@ class Registry:
 
     async def create(self, namespace: str, obj: Obj, *, dry_run: bool = False) -> Obj:
         self._bind_namespace(obj, namespace)
+        # The uid exists before defaulting: a Job's default selector names it.
+        metadata(obj)["uid"] = new_uid()
         generated = not metadata(obj).get("name") and bool(metadata(obj).get("generateName"))
         self.strategy.default(obj)
         self.strategy.prepare_for_create(obj)

@@ -1,9 +1,9 @@
-"""Helpers for the controller tests: clusters running them, manifests, kubectl.
+"""Helpers for the workload controller tests: a cluster running them, manifests, kubectl.
 
-The clusters are the in-process one (``running_cluster``) with simulated nodes:
-``core_cluster`` runs the core controllers (namespaces, garbage collection...);
-``workload_cluster`` the real scheduler and the ReplicaSet and Deployment controllers,
-so pods are placed and run as they would be, only instantly.
+``workload_cluster`` is the in-process cluster (``running_cluster``) with simulated
+nodes, the real scheduler and the ReplicaSet and Deployment controllers, so pods are
+placed and run as they would be, only instantly. (The core controllers' tests have
+their own helpers in ``corecluster``.)
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import minikube_py.controllers.core_component  # registers "core-controllers"
-import minikube_py.controllers.workloads_component  # registers "workload-controllers"
-import minikube_py.scheduler.component  # registers "scheduler"
+import minikube_py.controllers.workloads_component  # (registers "workload-controllers")
+import minikube_py.scheduler.component  # noqa: F401  (registers "scheduler")
 from minikube_py.client.interface import Selection
 from minikube_py.cluster import Cluster
 from minikube_py.controllers.base import resource
@@ -33,18 +32,6 @@ REPLICASETS = resource("apps", "ReplicaSet")
 DEPLOYMENTS = resource("apps", "Deployment")
 COMPONENTS = ("scheduler", "workload-controllers")
 IMAGE = "busybox:1.35"
-
-assert minikube_py.controllers.core_component.COMPONENTS
-assert minikube_py.controllers.workloads_component.COMPONENTS
-assert minikube_py.scheduler.component.NAME
-
-
-@contextlib.asynccontextmanager
-async def core_cluster(tmp_path: Path, *, simulated_nodes: int = 0) -> AsyncIterator[Cluster]:
-    async with running_cluster(
-        tmp_path, simulated_nodes=simulated_nodes, components=("core-controllers",)
-    ) as cluster:
-        yield cluster
 
 
 def condition(obj: Obj, kind: str) -> Obj:

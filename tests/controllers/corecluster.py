@@ -22,9 +22,10 @@ from tests.support.cluster import running_cluster
 
 @contextlib.asynccontextmanager
 async def core_cluster(
-    tmp_path: Path, *, simulated_nodes: int = 0, **settings: Any
+    tmp_path: Path, *, simulated_nodes: int = 0, also: tuple[str, ...] = (), **settings: Any
 ) -> AsyncIterator[Cluster]:
-    """A cluster running the core controllers with ``settings`` (CoreSettings fields)."""
+    """A cluster running the core controllers with ``settings`` (CoreSettings fields),
+    and the components named in ``also`` (``scheduler``...)."""
     chosen = CoreSettings(**settings)
     name = f"core-controllers-{uuid.uuid4().hex[:8]}"
 
@@ -36,7 +37,7 @@ async def core_cluster(
     COMPONENTS[name] = run
     try:
         async with running_cluster(
-            tmp_path, simulated_nodes=simulated_nodes, components=(name,)
+            tmp_path, simulated_nodes=simulated_nodes, components=(*also, name)
         ) as cluster:
             yield cluster
     finally:

@@ -276,6 +276,31 @@ async def test_scale_subresource_resizes_the_deployment(tmp_path: Path) -> None:
         assert rs["metadata"]["annotations"][du.DESIRED_REPLICAS] == "5"
 
 
+async def test_scaling_a_stuck_rollout_shares_the_change_in_proportion(tmp_path: Path) -> None:
+    rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    async with workload_cluster(tmp_path) as cluster:
+        await cluster.client.create(DEPLOYMENTS, "default", deployment("web", 4, strategy=rolling))
+        await _rolled_out(cluster)
+        stuck = {"spec": {"template": {"spec": {"nodeSelector": {"disk": "none-has-this"}}}}}
+        await cluster.client.patch(DEPLOYMENTS, "default", "web", stuck, flavour="strategic")
+
+        async def sizes() -> dict[str, int]:
+            sets = _by_revision(await _sets(cluster))
+            return {revision: rs["spec"]["replicas"] for revision, rs in sets.items()}
+
+        async def surged() -> bool:
+            return await sizes() == {"1": 4, "2": 1}
+
+        await wait_until(surged, what="one new pod surged, old set untouched")
+        patch = {"spec": {"replicas": 8}}
+        await cluster.client.patch(DEPLOYMENTS, "default", "web", patch, subresource="scale")
+
+        async def shared() -> bool:
+            return await sizes() == {"1": 7, "2": 2}
+
+        await wait_until(shared, what="9 = 8 + maxSurge shared 7:2 by proportion")
+
+
 async def test_no_progress_within_the_deadline_is_reported(tmp_path: Path) -> None:
     async with workload_cluster(tmp_path) as cluster:
         manifest = deployment("web", 1, progressDeadlineSeconds=1)

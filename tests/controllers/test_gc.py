@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import minikube_py.scheduler.component as scheduler_component
 from minikube_py import errors
+from minikube_py.client.interface import Selection
 from minikube_py.cluster import Cluster
+from minikube_py.controllers import workloads_component
 from minikube_py.controllers.base import resource
 from minikube_py.meta.objects import Obj
 from minikube_py.registry.resource import ResourceInfo
 from tests.controllers.corecluster import core_cluster
+from tests.support.requirements import require_binary
 from tests.support.waiting import wait_until
 
 CONFIGMAPS = resource("", "ConfigMap")
 SECRETS = resource("", "Secret")
+PODS = resource("", "Pod")
+REPLICASETS = resource("apps", "ReplicaSet")
 NS = "default"
 
 
@@ -173,3 +182,48 @@ async def test_foreground_chain_removes_grandchildren_first(tmp_path: Path) -> N
         await wait_until(gone(cluster, CONFIGMAPS, "top"), what="top gone")
         assert await gone(cluster, SECRETS, "leaf")()
         assert await gone(cluster, CONFIGMAPS, "middle")()
+
+
+async def kubectl(cluster: Cluster, cache: Path, *args: str) -> str:
+    binary = require_binary("kubectl")
+    url = f"http://127.0.0.1:{cluster.config.apiserver.port}"
+    env = {**os.environ, "KUBECONFIG": "/dev/null", "KUBECACHEDIR": str(cache)}
+    process = await asyncio.create_subprocess_exec(
+        binary, "-s", url, *args, stdout=PIPE, stderr=STDOUT, env=env
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def test_kubectl_delete_cascades_through_deployments(tmp_path: Path) -> None:
+    """Background removes ReplicaSets and pods; orphan keeps them, unowned; foreground
+    removes them before the Deployment. With the real scheduler and workload controllers."""
+    also = (scheduler_component.NAME, workloads_component.NAME)
+    async with core_cluster(tmp_path, simulated_nodes=2, also=also) as cluster:
+        cache = tmp_path / "kubectl"
+
+        async def pods(app: str, running: bool = False) -> list[Obj]:
+            listed = await cluster.client.list(PODS, Selection(NS, label_selector=f"app={app}"))
+            return [p for p in listed.items if not running or p["status"].get("phase") == "Running"]
+
+        def count(app: str, n: int, running: bool = False) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                return len(await pods(app, running)) == n
+
+            return check
+
+        for app in ("gone", "kept", "first"):
+            await kubectl(
+                cluster, cache, "create", "deployment", app, "--image=busybox", "--replicas=2"
+            )
+            await wait_until(count(app, 2, running=True), within=30, what=f"{app} running")
+        await kubectl(cluster, cache, "delete", "deployment", "gone")
+        await wait_until(count("gone", 0), within=30, what="pods of a deleted deployment gone")
+        await kubectl(cluster, cache, "delete", "deployment", "kept", "--cascade=orphan")
+        kept_sets = await cluster.client.list(REPLICASETS, Selection(NS, label_selector="app=kept"))
+        [kept] = kept_sets.items
+        assert not kept["metadata"].get("ownerReferences")
+        assert len(await pods("kept")) == 2
+        await kubectl(cluster, cache, "delete", "deployment", "first", "--cascade=foreground")
+        await wait_until(count("first", 0), within=30, what="pods gone before the deployment")

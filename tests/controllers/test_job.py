@@ -1,8 +1,10 @@
 """The Job controller: completions, parallelism, failures, deadlines, indexes, TTL.
 
-Simulated containers never exit, so these tests play the kubelet: pods stay unbound
-(no kubelet touches them) and a test finishes a pod by writing ``status.phase``
-Succeeded or Failed through the status subresource, as a kubelet would.
+Most tests play the kubelet, so that a pod ends exactly when the test says: pods stay
+unbound (no kubelet touches them) and a test finishes one by writing ``status.phase``
+Succeeded or Failed through the status subresource, as a kubelet would. The last tests
+run the real scheduler and simulated kubelets, whose containers end by their command
+(``true``, ``false``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+import minikube_py.scheduler.component as scheduler_component
 from minikube_py import errors
 from minikube_py.client.interface import Selection
 from minikube_py.cluster import Cluster
@@ -158,10 +159,10 @@ async def test_a_deleted_pod_counts_as_failed_and_is_replaced(tmp_path: Path) ->
 
 async def test_active_deadline_fails_the_job_and_stops_its_pods(tmp_path: Path) -> None:
     async with core_cluster(tmp_path) as cluster:
+        # startTime has second precision (as upstream), so the deadline is 1-2 s away.
         await cluster.client.create(
-            JOBS, NS, job("slow", activeDeadlineSeconds=1, parallelism=2, completions=4)
+            JOBS, NS, job("slow", activeDeadlineSeconds=2, parallelism=2, completions=4)
         )
-        await wait_until(active_count(cluster, "slow", 2), what="two pods")
         await wait_until(has(cluster, "slow", "Failed"), within=15, what="Failed by deadline")
         failed = await cluster.client.get(JOBS, NS, "slow")
         assert condition(failed, "Failed")["reason"] == "DeadlineExceeded"
@@ -169,6 +170,7 @@ async def test_active_deadline_fails_the_job_and_stops_its_pods(tmp_path: Path) 
             "Job was active longer than specified deadline"
         )
         assert not await running(cluster, "slow")
+        assert failed["status"]["failed"] == 2  # both pods ran, were stopped and counted
 
 
 async def test_indexed_job_runs_one_pod_per_index(tmp_path: Path) -> None:
@@ -205,14 +207,6 @@ async def test_indexed_job_runs_one_pod_per_index(tmp_path: Path) -> None:
         assert done["status"]["failed"] == 1
 
 
-JOB_UPDATES_BROKEN = pytest.mark.xfail(
-    strict=True,
-    reason="API server: a Job is stored without its generated selector, so any later update"
-    " of it (finalizers, spec.suspend) fails validation; see the report",
-)
-
-
-@JOB_UPDATES_BROKEN
 async def test_ttl_after_finished_deletes_job_and_pods(tmp_path: Path) -> None:
     async with core_cluster(tmp_path) as cluster:
         await cluster.client.create(JOBS, NS, job("brief", ttlSecondsAfterFinished=0))
@@ -229,7 +223,6 @@ async def test_ttl_after_finished_deletes_job_and_pods(tmp_path: Path) -> None:
         await wait_until(all_gone, what="job and its pods deleted")
 
 
-@JOB_UPDATES_BROKEN
 async def test_suspended_job_runs_nothing_until_resumed(tmp_path: Path) -> None:
     async with core_cluster(tmp_path) as cluster:
         await cluster.client.create(JOBS, NS, job("later", suspend=True))
@@ -280,3 +273,36 @@ async def test_kubectl_wait_for_complete(tmp_path: Path) -> None:
         out, _ = await asyncio.wait_for(waiting.communicate(), 60)
         assert waiting.returncode == 0, out.decode()
         assert out.decode().strip() == "job.batch/awaited condition met"
+
+
+async def test_jobs_on_simulated_nodes_complete_and_fail_by_their_command(
+    tmp_path: Path,
+) -> None:
+    async with core_cluster(
+        tmp_path, simulated_nodes=2, also=(scheduler_component.NAME,), job_backoff_base=0.05
+    ) as cluster:
+        succeeding = job("ok", completions=2, parallelism=2)
+        failing = job("bad", backoffLimit=1)
+        failing["spec"]["template"]["spec"]["containers"][0]["command"] = ["false"]
+        await cluster.client.create(JOBS, NS, succeeding)
+        await cluster.client.create(JOBS, NS, failing)
+        await wait_until(has(cluster, "ok", "Complete"), within=30, what="ok Complete")
+        await wait_until(has(cluster, "bad", "Failed"), within=30, what="bad Failed")
+        done = await cluster.client.get(JOBS, NS, "ok")
+        assert done["status"]["succeeded"] == 2
+        assert all(p["spec"].get("nodeName") for p in await pods_of(cluster, "ok"))
+        failed = await cluster.client.get(JOBS, NS, "bad")
+        assert failed["status"]["failed"] == 2
+        assert condition(failed, "Failed")["reason"] == "BackoffLimitExceeded"
+
+
+async def test_pods_of_a_deleted_job_are_released_and_collected(tmp_path: Path) -> None:
+    async with core_cluster(tmp_path) as cluster:
+        await cluster.client.create(JOBS, NS, job("dropped", parallelism=2, completions=2))
+        await wait_until(active_count(cluster, "dropped", 2), what="two pods")
+        await cluster.client.delete(JOBS, NS, "dropped")
+
+        async def none_left() -> bool:
+            return not await pods_of(cluster, "dropped")
+
+        await wait_until(none_left, what="pods released from the finalizer and collected")

@@ -141,7 +141,15 @@ async def test_keeps_replicas_and_replaces_a_deleted_pod(tmp_path: Path) -> None
         await _settled(cluster, "web", 3)
         pods = await live_pods(cluster, "app=web")
         assert all(p["metadata"]["name"].startswith("web-") for p in pods)
-        assert all(owner_uid(p) == created["metadata"]["uid"] for p in pods)
+        expected_ref = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "name": "web",
+            "uid": created["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        assert all(p["metadata"]["ownerReferences"] == [expected_ref] for p in pods)
         status = await _status(cluster, "web")
         assert status == {
             "replicas": 3,
