@@ -51,6 +51,9 @@ class ClusterConfig:
     relist_interval: float = 1.0
     crash_backoff: float = 10.0
     resync_interval: float = 60.0
+    pod_manifest_path: Path | None = None
+    """Static pods of the Docker node (simulated nodes have none)."""
+    file_check_frequency: float = 20.0
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -78,6 +81,8 @@ class Cluster:
             crash_backoff=self.config.crash_backoff,
             resync_interval=self.config.resync_interval,
             probes=not simulated,
+            pod_manifest_path=None if simulated else self.config.pod_manifest_path,
+            file_check_frequency=self.config.file_check_frequency,
         )
         return Kubelet(self.client, runtime, config)
 

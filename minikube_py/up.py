@@ -160,6 +160,7 @@ async def run(config: UpConfig) -> None:
         runtime_factory=lambda _name: runtime,
         simulated_nodes=config.simulated_nodes,
         kubelet_root=config.data_dir / "kubelet",
+        pod_manifest_path=config.pod_manifest_path,
         components=tuple(name for name in components.ALL if name in COMPONENTS),
     )
     cluster = Cluster(store, cluster_config)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiohttp
 import structlog
 
 from minikube_py import errors
@@ -71,7 +72,7 @@ class EventRecorder:
             record = await self._queue.get()
             try:
                 await self._write(record)
-            except errors.APIError as exc:
+            except (errors.APIError, OSError, aiohttp.ClientError) as exc:
                 log.debug("event not recorded", reason=record.reason, error=str(exc))
 
     async def _write(self, record: _Record) -> None:

@@ -23,6 +23,14 @@ from minikube_py.kubelet.node import NodeAgent, NodeConfig
 from minikube_py.kubelet.probes import ProbeManager
 from minikube_py.kubelet.runtime.interface import ContainerRuntime, RuntimeUnavailable
 from minikube_py.kubelet.server import LogService, kubelet_app, serve
+from minikube_py.kubelet.static import (
+    API_ERRORS,
+    FILE_CHECK_FREQUENCY,
+    MirrorPods,
+    StaticPods,
+    StaticPodSource,
+    is_mirror,
+)
 from minikube_py.kubelet.sync import PODS, Backoff, PodSyncer
 from minikube_py.meta.objects import Obj
 
@@ -43,6 +51,9 @@ class KubeletConfig:
     port: int = 0
     """The kubelet's own HTTP endpoint (10250 for ``minikube-py kubelet``); 0: in-process only."""
     address: str = ""
+    pod_manifest_path: Path | None = None
+    """Static pods: manifests read from here (--pod-manifest-path); None: no static pods."""
+    file_check_frequency: float = FILE_CHECK_FREQUENCY
 
 
 class Kubelet:
@@ -64,6 +75,7 @@ class Kubelet:
             if config.probes
             else None
         )
+        self.mirrors = MirrorPods(client, config.node.name)
         self.syncer = PodSyncer(
             runtime,
             client,
@@ -72,6 +84,18 @@ class Kubelet:
             backoff=Backoff(base=config.crash_backoff),
             probes=self.probes,
             events=self.events,
+            mirrors=self.mirrors,
+        )
+        self.static = StaticPods(
+            StaticPodSource(
+                config.pod_manifest_path,
+                config.node.name,
+                period=config.file_check_frequency,
+                on_change=self.queue.add,
+            ),
+            self.mirrors,
+            self.syncer,
+            resync_interval=config.resync_interval,
         )
         self.logs = LogService(runtime, self._known_pod)
         self._fingerprints: dict[str, tuple[object, ...]] = {}
@@ -91,6 +115,11 @@ class Kubelet:
         self.queue.add(uid)
 
     def _pod_changed(self, kind: str, pod: Obj, previous: Obj | None) -> None:
+        if is_mirror(pod):  # the API's view of a static pod: never run, kept in step
+            key = self.static.mirror_changed(kind, pod)
+            if key is not None:
+                self.queue.add(key)
+            return
         uid = str(pod["metadata"]["uid"])
         if kind == "DELETED":
             self.by_uid.pop(uid, None)
@@ -99,11 +128,16 @@ class Kubelet:
         self.queue.add(uid)
 
     async def run(self) -> None:
+        """Static pods start first and need no API server; the rest follows it."""
         self.config.node.root_dir.mkdir(parents=True, exist_ok=True)
-        await self.node.register()
         async with asyncio.TaskGroup() as group:
-            group.create_task(self.node.run_lease(), name="node-lease")
-            group.create_task(self.node.run_status(), name="node-status")
+            group.create_task(self.static.run(), name="static-pods")
+            await self.static.synced.wait()
+            for index in range(self.config.workers):
+                group.create_task(
+                    work(self.queue, self._sync, on_error=self._failed), name=f"pod-worker-{index}"
+                )
+            group.create_task(self._node_loop(), name="node")
             group.create_task(self.pods.run(), name="pod-informer")
             group.create_task(self.events.run(), name="kubelet-events")
             if self.probes is not None:
@@ -112,14 +146,27 @@ class Kubelet:
                 address = self.config.address or self.node.ip
                 app = kubelet_app(self.logs)
                 group.create_task(serve(app, address, self.config.port), name="kubelet-server")
-            await self.pods.synced.wait()
-            for index in range(self.config.workers):
-                group.create_task(
-                    work(self.queue, self._sync, on_error=self._failed), name=f"pod-worker-{index}"
-                )
+            await self.pods.synced.wait()  # before it, a pod unknown to us may still exist
             group.create_task(self._relist(), name="pleg")
 
+    async def _node_loop(self) -> None:
+        """Register (retried while the API server is unreachable), then heartbeat."""
+        delay = 0.5
+        while True:
+            try:
+                await self.node.register()
+                break
+            except API_ERRORS as exc:
+                log.warning("node registration failed; retrying", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.node.run_lease(), name="node-lease")
+            group.create_task(self.node.run_status(), name="node-status")
+
     async def _sync(self, uid: str) -> float | None:
+        if self.static.owns(uid):
+            return await self.static.sync(uid)
         pod = self.by_uid.get(uid)
         if pod is not None:
             fresh = self.pods.get(f"{pod['metadata'].get('namespace')}/{pod['metadata']['name']}")
@@ -157,7 +204,8 @@ class Kubelet:
                 seen.setdefault(s.pod.uid, []).append((s.id, s.ready, s.ip))
             for uid, parts in seen.items():
                 fingerprint = tuple(sorted(map(repr, parts)))
-                if self._fingerprints.get(uid) != fingerprint or uid not in self.by_uid:
+                known = uid in self.by_uid or self.static.owns(uid)
+                if self._fingerprints.get(uid) != fingerprint or not known:
                     self._fingerprints[uid] = fingerprint
                     self.queue.add(uid)
             for uid in set(self._fingerprints) - set(seen):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import structlog
 
 from minikube_py import __version__, errors
@@ -255,7 +256,7 @@ class NodeAgent:
                     self.ready.set()
                 else:
                     self.ready.clear()
-            except errors.APIError as exc:
+            except (errors.APIError, OSError, aiohttp.ClientError) as exc:
                 log.warning("node status update failed", error=str(exc))
             await asyncio.sleep(self.config.status_interval)
 
@@ -284,7 +285,7 @@ class NodeAgent:
         while True:
             try:
                 await self._renew()
-            except errors.APIError as exc:
+            except (errors.APIError, OSError, aiohttp.ClientError) as exc:
                 log.warning("node lease renewal failed", error=str(exc))
             await asyncio.sleep(self.config.lease_interval)
 

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from minikube_py.kubelet import logs
 from minikube_py.kubelet.runtime.interface import ContainerRuntime
+from minikube_py.kubelet.streams import StreamService
 from minikube_py.meta.objects import Obj
 
 log = structlog.get_logger(__name__)
@@ -138,8 +139,13 @@ async def relay(
             await copying
 
 
-def kubelet_app(service: LogService, *, poll: float = DISCONNECT_POLL) -> web.Application:
-    """The kubelet's HTTP API (the part minikube-py needs): logs and health."""
+def kubelet_app(
+    service: LogService,
+    *,
+    poll: float = DISCONNECT_POLL,
+    streams: StreamService | None = None,
+) -> web.Application:
+    """The kubelet's HTTP API (the part minikube-py needs): logs, health, exec and attach."""
 
     async def container_logs(request: web.Request) -> web.StreamResponse:
         match = request.match_info
@@ -166,6 +172,8 @@ def kubelet_app(service: LogService, *, poll: float = DISCONNECT_POLL) -> web.Ap
     app = web.Application()
     app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", container_logs)
     app.router.add_get("/healthz", healthz)
+    if streams is not None:
+        streams.add_routes(app)
     return app
 
 

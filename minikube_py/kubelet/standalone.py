@@ -55,7 +55,12 @@ def config_from(args: argparse.Namespace) -> StandaloneConfig:
         server=server_from_kubeconfig(args.kubeconfig),
         docker_host=args.docker_host,
         pause_image=args.pod_infra_container_image,
-        kubelet=KubeletConfig(node=node, port=args.port, address=args.address),
+        kubelet=KubeletConfig(
+            node=node,
+            port=args.port,
+            address=args.address,
+            pod_manifest_path=args.pod_manifest_path,
+        ),
     )
 
 

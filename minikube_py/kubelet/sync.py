@@ -32,6 +32,7 @@ from minikube_py.kubelet.runtime.interface import (
     SandboxConfig,
     SandboxStatus,
 )
+from minikube_py.kubelet.static import MirrorPods, is_static
 from minikube_py.kubelet.volumes import VolumeError
 from minikube_py.meta.objects import Obj, dig
 from minikube_py.registry.kinds import catalog
@@ -104,6 +105,7 @@ class PodSyncer:
         backoff: Backoff | None = None,
         probes: ProbeManager | None = None,
         events: EventRecorder | None = None,
+        mirrors: MirrorPods | None = None,
     ) -> None:
         self.runtime = runtime
         self.client = client
@@ -114,6 +116,8 @@ class PodSyncer:
         self.started: dict[str, float] = {}
         self.probes = probes
         self.events = events
+        self.mirrors = mirrors
+        """Where a static pod's status goes (its mirror pod), instead of the API pod."""
         self.probe_killed: set[str] = set()
         """Containers a failed liveness probe stopped: they restart whatever the policy."""
 
@@ -379,6 +383,9 @@ class PodSyncer:
             start_time=self.started.get(uid, 0.0),
         )
         status = podstatus.pod_status(pod, observed, self.clock())
+        if self.mirrors is not None and is_static(pod):
+            self.mirrors.remember(pod, status)  # StaticPods writes it onto the mirror pod
+            return
         if status == pod.get("status"):
             return
         await self.client.update(

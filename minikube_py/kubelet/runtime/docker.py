@@ -43,6 +43,7 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerConfig,
     ContainerStatus,
     ExecResult,
+    ExecSession,
     ImagePullError,
     RuntimeUnavailable,
     SandboxConfig,
@@ -373,6 +374,49 @@ class DockerRuntime:
             raise TimeoutError(f"{what} timed out after {limit_seconds}s") from exc
         return ExecResult(exit_code=exit_code, output=bytes(output))
 
+    async def exec_stream(
+        self,
+        container_id: str,
+        command: list[str],
+        *,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        tty: bool,
+    ) -> ExecSession:
+        """``command`` started with the streams asked for, over a hijacked connection.
+
+        The stream is opened here, not on first use, so that a resize sent at once (kubectl
+        sends the terminal's size first thing) finds the process started.
+        """
+        what = f"exec {command!r} in {container_id}"
+        with self._errors(what):
+            container = self._client().containers.container(container_id)
+            execution = await container.exec(
+                command, stdin=stdin, stdout=stdout, stderr=stderr, tty=tty
+            )
+            stream = execution.start(detach=False)
+            await stream.__aenter__()  # the upgrade; DockerStreams.close is its __aexit__
+        return DockerStreams(self, stream, what, execution=execution)
+
+    async def attach(
+        self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool
+    ) -> ExecSession:
+        """The container's streams from now on (no old logs); it ends when the container does.
+
+        The end of the client's stdin reaches the container only if it has ``stdinOnce`` (and
+        no TTY), as with containerd: otherwise its stdin stays open for the next attach. Docker
+        itself would end the whole attach there, output included.
+        """
+        what = f"attach to {container_id}"
+        with self._errors(what):
+            container = self._client().containers.container(container_id)
+            config = (await container.show()).get("Config") or {}
+            stream = container.attach(stdin=stdin, stdout=stdout, stderr=stderr)
+            await stream.__aenter__()
+        eof = bool(config.get("StdinOnce")) and not config.get("Tty")
+        return DockerStreams(self, stream, what, container=container, stdin_eof=eof)
+
     @staticmethod
     async def _exit_code(execution: aiodocker.execs.Exec) -> int:
         """The stream can end a moment before Docker records the exit: poll until it has."""
@@ -381,6 +425,89 @@ class DockerRuntime:
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
             await asyncio.sleep(0.01)
+
+
+class DockerStreams:
+    """An exec'd command's or an attached container's streams over Docker's hijacked socket.
+
+    aiodocker reads the socket into a bounded queue (64 KiB, the socket is paused when it is
+    full) and waits for the socket to drain on writes, so nothing is gathered whole either
+    way. Its stream can only close the socket entirely; ``close_stdin`` half-closes it, as
+    the docker CLI does when its stdin ends, so the process gets EOF while its output is
+    still read to the end (unless ``stdin_eof`` is False: then the end is not passed on).
+    """
+
+    RESIZE_TRIES = 10
+
+    def __init__(
+        self,
+        runtime: DockerRuntime,
+        stream: aiodocker.stream.Stream,
+        what: str,
+        *,
+        execution: aiodocker.execs.Exec | None = None,
+        container: aiodocker.containers.DockerContainer | None = None,
+        stdin_eof: bool = True,
+    ) -> None:
+        self._runtime = runtime
+        self._stream = stream
+        self._what = what
+        self._execution = execution
+        self._container = container
+        self._stdin_eof = stdin_eof
+        self._closed = False
+
+    async def read(self) -> tuple[int, bytes] | None:
+        if self._closed:
+            return None
+        try:
+            with self._runtime._errors(self._what):
+                message = await self._stream.read_out()
+        except RuntimeUnavailable:
+            if self._closed:  # our own close() broke the read: that is the end, not an outage
+                return None
+            raise
+        return None if message is None else (int(message.stream), bytes(message.data))
+
+    async def write(self, data: bytes) -> None:
+        with self._runtime._errors(self._what):
+            await self._stream.write_in(data)
+
+    async def close_stdin(self) -> None:
+        if not self._stdin_eof:
+            return
+        response = getattr(self._stream, "_resp", None)  # aiodocker keeps the upgrade here
+        connection = getattr(response, "connection", None)
+        transport = getattr(connection, "transport", None)
+        if isinstance(transport, asyncio.WriteTransport) and transport.can_write_eof():
+            transport.write_eof()
+
+    async def resize(self, width: int, height: int) -> None:
+        """Retried a few times, as the docker CLI does: the TTY may not exist quite yet."""
+        for attempt in range(self.RESIZE_TRIES):
+            try:
+                with self._runtime._errors(f"resize of {self._what}"):
+                    if self._execution is not None:
+                        await self._execution.resize(h=height, w=width)
+                    elif self._container is not None:
+                        await self._container.resize(h=height, w=width)
+                return
+            except DockerCallError as exc:
+                if attempt == self.RESIZE_TRIES - 1:
+                    log.info("resize failed", what=self._what, error=exc.detail)
+                    return
+                await asyncio.sleep(0.01 * (attempt + 1))
+
+    async def exit_code(self) -> int | None:
+        if self._execution is None:
+            return None
+        with self._runtime._errors(f"inspect {self._what}"):
+            async with asyncio.timeout(10):
+                return await DockerRuntime._exit_code(self._execution)
+
+    async def close(self) -> None:
+        self._closed = True
+        await self._stream.close()
 
 
 async def _next_chunk(content: aiohttp.StreamReader, *, tty: bool) -> bytes | None:

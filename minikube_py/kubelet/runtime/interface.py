@@ -136,6 +136,46 @@ class ExecResult:
     output: bytes
 
 
+STDOUT, STDERR = 1, 2
+"""Stream numbers of a process's output, as Docker and the channel protocol number them."""
+
+
+class StreamsUnsupported(RuntimeError):
+    """This runtime cannot stream a process (simulated nodes have no processes)."""
+
+
+class ExecSession(Protocol):
+    """A process's standard streams, live: an exec'd command, or a container attached to.
+
+    Output comes as it is written, never gathered whole; ``write`` waits while the process
+    does not read (flow control both ways). Always ``close()`` it.
+    """
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """(STDOUT or STDERR, bytes) as written (a TTY has only STDOUT); None at the end."""
+        ...
+
+    async def write(self, data: bytes) -> None:
+        """Feed stdin; raises once the process is gone."""
+        ...
+
+    async def close_stdin(self) -> None:
+        """EOF on stdin; output goes on until the process ends."""
+        ...
+
+    async def resize(self, width: int, height: int) -> None:
+        """The TTY's new size in columns and rows (ignored without a TTY)."""
+        ...
+
+    async def exit_code(self) -> int | None:
+        """After ``read`` returned None: an exec's exit code; None for an attach."""
+        ...
+
+    async def close(self) -> None:
+        """Detach (an exec'd command may run on: Docker cannot kill it)."""
+        ...
+
+
 class RuntimeUnavailable(Exception):
     """The runtime cannot be reached (Docker down): the node turns NotReady."""
 
@@ -195,6 +235,25 @@ class ContainerRuntime(Protocol):
 
     async def exec(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
         """Run a command to completion (probes); output is stdout and stderr together."""
+        ...
+
+    async def exec_stream(
+        self,
+        container_id: str,
+        command: list[str],
+        *,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        tty: bool,
+    ) -> ExecSession:
+        """Start ``command`` in the container with the streams asked for (``kubectl exec``)."""
+        ...
+
+    async def attach(
+        self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool
+    ) -> ExecSession:
+        """The container's own streams from now on (``kubectl attach``); its TTY is its own."""
         ...
 
     async def close(self) -> None: ...

@@ -21,8 +21,10 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerState,
     ContainerStatus,
     ExecResult,
+    ExecSession,
     SandboxConfig,
     SandboxStatus,
+    StreamsUnsupported,
 )
 
 _ips = itertools.count(2)
@@ -174,6 +176,24 @@ class SimulatedRuntime:
 
     async def exec(self, container_id: str, command: list[str], limit_seconds: float) -> ExecResult:
         return ExecResult(0, b"")
+
+    async def exec_stream(
+        self,
+        container_id: str,
+        command: list[str],
+        *,
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+        tty: bool,
+    ) -> ExecSession:
+        """There is no process to run a command beside: the session reports an error."""
+        raise StreamsUnsupported(f"exec is not supported on simulated node {self.node_name}")
+
+    async def attach(
+        self, container_id: str, *, stdin: bool, stdout: bool, stderr: bool
+    ) -> ExecSession:
+        raise StreamsUnsupported(f"attach is not supported on simulated node {self.node_name}")
 
     async def close(self) -> None:
         return None
