@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import structlog
 from minikube_py import errors
 from minikube_py.client.events import EventRecorder
 from minikube_py.client.interface import Client
-from minikube_py.kubelet import podstatus, volumes
+from minikube_py.kubelet import lifecycle, podstatus, volumes
 from minikube_py.kubelet.containers import container_config
 from minikube_py.kubelet.probes import ProbeManager, probed_containers
 from minikube_py.kubelet.runtime.interface import (
@@ -45,6 +46,10 @@ KINDS = {
     "ConfigMap": _CATALOG.by_kind("", "ConfigMap").info,  # type: ignore[union-attr]
     "Secret": _CATALOG.by_kind("", "Secret").info,  # type: ignore[union-attr]
 }
+
+
+BACKOFF_RESET = 600.0
+"""A container that ran this long before exiting restarts without back-off (10 minutes)."""
 
 
 @dataclass
@@ -123,13 +128,17 @@ class PodSyncer:
 
     # -- tear down --
 
-    async def teardown(self, uid: str, grace: float) -> None:
-        """Stop and remove everything of pod ``uid`` (containers first, then the sandbox)."""
+    async def teardown(self, uid: str, grace: float, pod: Obj | None = None) -> None:
+        """Stop and remove everything of pod ``uid`` (containers first, then the sandbox).
+
+        With the pod at hand, each running container's preStop hook runs first, inside
+        the grace period, as the kubelet does.
+        """
         if self.probes is not None:
             self.probes.remove_pod(uid)
         containers = await self.runtime.containers(uid)
         running = [c for c in containers if c.state is ContainerState.RUNNING]
-        await asyncio.gather(*(self.runtime.stop_container(c.id, grace) for c in running))
+        await asyncio.gather(*(self._stop(pod, c, grace) for c in running))
         for container in containers:
             await self.runtime.remove_container(container.id)
         for sandbox in await self.runtime.sandboxes(uid):
@@ -148,7 +157,7 @@ class PodSyncer:
             return None
         meta = pod["metadata"]
         if meta.get("deletionTimestamp"):
-            await self.teardown(uid, float(meta.get("deletionGracePeriodSeconds") or 0))
+            await self.teardown(uid, float(meta.get("deletionGracePeriodSeconds") or 0), pod)
             with contextlib.suppress(errors.NotFound, errors.Conflict):
                 await self.client.delete(
                     PODS, meta["namespace"], meta["name"], grace_period=0, uid=uid
@@ -158,10 +167,76 @@ class PodSyncer:
             if self.probes is not None:
                 self.probes.remove_pod(uid)
             return None
+        left = lifecycle.deadline_left(pod, self.clock())
+        if left is not None and left <= 0:
+            await self._past_deadline(pod)
+            return None
         waiting: dict[str, tuple[str, str]] = {}
         requeue = await self._converge(pod, waiting)
         await self._report(pod, waiting)
+        if left is not None:
+            requeue = min(requeue, left) if requeue is not None else left
         return requeue
+
+    async def _status(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> Obj:
+        """The pod's status from what the runtime holds now (probes and messages included)."""
+        uid = str(pod["metadata"]["uid"])
+        sandboxes = sorted(await self.runtime.sandboxes(uid), key=lambda s: s.attempt)
+        latest, previous = newest(
+            await self._with_messages(pod, await self.runtime.containers(uid))
+        )
+        sandbox = sandboxes[-1] if sandboxes else None
+        ready = {name: status.state is ContainerState.RUNNING for name, status in latest.items()}
+        if self.probes is not None:
+            self.probes.update(pod, latest, pod_ip=sandbox.ip if sandbox else "")
+            probed = probed_containers(pod)
+            ready = {
+                name: self.probes.readiness(uid, name)
+                if name in probed
+                else status.state is ContainerState.EXITED and status.exit_code == 0
+                for name, status in latest.items()
+            }
+        observed = podstatus.Observed(
+            sandbox=sandbox,
+            latest=latest,
+            previous=previous,
+            waiting=waiting,
+            ready=ready,
+            host_ip=self.host_ip,
+            start_time=self.started.get(uid, 0.0),
+        )
+        return podstatus.pod_status(pod, observed, self.clock())
+
+    async def _with_messages(
+        self, pod: Obj, containers: list[ContainerStatus]
+    ) -> list[ContainerStatus]:
+        specs = {
+            str(c.get("name")): c
+            for key in ("initContainers", "containers")
+            for c in dig(pod, "spec", key) or []
+        }
+        found = []
+        for status in containers:
+            if status.state is ContainerState.EXITED:
+                status = await lifecycle.with_message(
+                    self.runtime, self.root_dir, specs.get(status.name), status
+                )
+            found.append(status)
+        return found
+
+    async def _past_deadline(self, pod: Obj) -> None:
+        """activeDeadlineSeconds ran out: stop the containers, the pod Failed for good."""
+        grace = float(dig(pod, "spec", "terminationGracePeriodSeconds") or 30)
+        containers = await self.runtime.containers(str(pod["metadata"]["uid"]))
+        running = [c for c in containers if c.state is ContainerState.RUNNING]
+        await asyncio.gather(*(self._stop(pod, c, grace) for c in running))
+        self._event(pod, "Normal", "DeadlineExceeded", lifecycle.DEADLINE_MESSAGE)
+        waiting: dict[str, tuple[str, str]] = {}
+        status = await self._status(pod, waiting)
+        status.update(phase="Failed", reason="DeadlineExceeded", message=lifecycle.DEADLINE_MESSAGE)
+        await self.client.update(
+            PODS, pod["metadata"]["namespace"], {**pod, "status": status}, subresource="status"
+        )
 
     async def _fetch(self, namespace: str) -> volumes.Fetch:
         async def fetch(kind: str, name: str) -> Obj | None:
@@ -242,6 +317,20 @@ class PodSyncer:
         found = [s for s in await self.runtime.sandboxes(ref.uid) if s.attempt == attempt]
         return found[0]
 
+    async def _stop(self, pod: Obj | None, status: ContainerStatus, grace: float) -> None:
+        started = self.clock()
+        if pod is not None:
+            await lifecycle.run_pre_stop(self.runtime, pod, status, grace)
+        if pod is not None:
+            self._event(
+                pod,
+                "Normal",
+                "Killing",
+                f"Stopping container {status.name}",
+                f"spec.containers{{{status.name}}}",
+            )
+        await self.runtime.stop_container(status.id, max(grace - (self.clock() - started), 0.0))
+
     async def teardown_containers(self, uid: str) -> None:
         for container in await self.runtime.containers(uid):
             await self.runtime.stop_container(container.id, 0)
@@ -274,6 +363,8 @@ class PodSyncer:
         now = self.clock()
         key = (uid, name)
         if status is not None:
+            if status.finished_at - status.started_at >= BACKOFF_RESET:
+                self.backoff.entries.pop(key, None)  # it ran long enough to start afresh
             blocked = self.backoff.blocked_for(key, now)
             if blocked > 0:
                 self._event(
@@ -299,6 +390,8 @@ class PodSyncer:
         except VolumeError as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
             return 2.0
+        message = lifecycle.message_mount(self.root_dir, uid, container, attempt)
+        config = dataclasses.replace(config, mounts=(*config.mounts, message))
         field = f"spec.containers{{{name}}}"
         container_id = await self.runtime.create_container(sandbox.id, config)
         self._event(pod, "Normal", "Created", f"Created container {name}", field)
@@ -358,31 +451,7 @@ class PodSyncer:
                 await self.runtime.remove_container(old.id)
 
     async def _report(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> None:
-        uid = str(pod["metadata"]["uid"])
-        sandboxes = sorted(await self.runtime.sandboxes(uid), key=lambda s: s.attempt)
-        containers = await self.runtime.containers(uid)
-        latest, previous = newest(containers)
-        sandbox = sandboxes[-1] if sandboxes else None
-        ready = {name: status.state is ContainerState.RUNNING for name, status in latest.items()}
-        if self.probes is not None:
-            self.probes.update(pod, latest, pod_ip=sandbox.ip if sandbox else "")
-            probed = probed_containers(pod)
-            ready = {
-                name: self.probes.readiness(uid, name)
-                if name in probed
-                else status.state is ContainerState.EXITED and status.exit_code == 0
-                for name, status in latest.items()
-            }
-        observed = podstatus.Observed(
-            sandbox=sandbox,
-            latest=latest,
-            previous=previous,
-            waiting=waiting,
-            ready=ready,
-            host_ip=self.host_ip,
-            start_time=self.started.get(uid, 0.0),
-        )
-        status = podstatus.pod_status(pod, observed, self.clock())
+        status = await self._status(pod, waiting)
         if self.mirrors is not None and is_static(pod):
             self.mirrors.remember(pod, status)  # StaticPods writes it onto the mirror pod
             return

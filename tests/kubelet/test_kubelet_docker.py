@@ -282,3 +282,85 @@ async def test_kubectl_logs_on_docker(cluster: Cluster, tmp_path: Path) -> None:
     code, _, err = await kubectl(cluster, tmp_path, "logs", "talk", "-p")
     assert code != 0
     assert 'previous terminated container "c" in pod "talk" not found' in err
+
+
+async def test_termination_message_and_fallback_to_logs(cluster: Cluster) -> None:
+    await create(
+        cluster,
+        "msg",
+        {
+            "restartPolicy": "Never",
+            "containers": [
+                busybox("file", "echo goodbye from the file > /dev/termination-log; exit 2"),
+                busybox(
+                    "logs",
+                    "echo last words in the log; exit 5",
+                    terminationMessagePolicy="FallbackToLogsOnError",
+                ),
+            ],
+        },
+    )
+
+    async def failed() -> bool:
+        return (await pod_status(cluster, "msg")).get("phase") == "Failed"
+
+    await wait_until(failed, within=60, what="pod Failed")
+    statuses = {
+        s["name"]: s["state"]["terminated"]
+        for s in (await pod_status(cluster, "msg"))["containerStatuses"]
+    }
+    assert statuses["file"]["message"].strip() == "goodbye from the file"
+    assert statuses["file"]["exitCode"] == 2
+    assert statuses["logs"]["message"].strip() == "last words in the log"
+
+
+async def test_active_deadline_fails_the_pod(cluster: Cluster) -> None:
+    await create(
+        cluster,
+        "deadline",
+        {
+            "activeDeadlineSeconds": 2,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [busybox("c", "sleep 3600")],
+        },
+    )
+
+    async def exceeded() -> bool:
+        status = await pod_status(cluster, "deadline")
+        return status.get("phase") == "Failed" and status.get("reason") == "DeadlineExceeded"
+
+    await wait_until(exceeded, within=60, what="DeadlineExceeded")
+
+
+async def test_pre_stop_hook_runs_before_sigterm(cluster: Cluster, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    hook = {"preStop": {"exec": {"command": ["sh", "-c", "echo stopping > /out/pre-stop"]}}}
+    container = busybox(
+        "c", "sleep 3600", lifecycle=hook, volumeMounts=[{"name": "out", "mountPath": "/out"}]
+    )
+    await create(
+        cluster,
+        "hooked",
+        {
+            "terminationGracePeriodSeconds": 2,
+            "containers": [container],
+            "volumes": [{"name": "out", "hostPath": {"path": str(shared)}}],
+        },
+    )
+
+    async def running() -> bool:
+        return (await pod_status(cluster, "hooked")).get("phase") == "Running"
+
+    await wait_until(running, within=60, what="pod Running")
+    await cluster.client.delete(PODS, "default", "hooked")
+
+    async def gone() -> bool:
+        try:
+            await cluster.client.get(PODS, "default", "hooked")
+        except errors.NotFound:
+            return True
+        return False
+
+    await wait_until(gone, within=30, what="pod removed")
+    assert (shared / "pre-stop").read_text().strip() == "stopping"

@@ -160,3 +160,29 @@ async def test_simulated_pod_completes(cluster: Cluster) -> None:
         return status.get("phase") == "Succeeded"
 
     await wait_until(succeeded, what="pod Succeeded")
+
+
+async def test_two_hundred_pods_on_simulated_nodes(tmp_path: Path) -> None:
+    from minikube_py.client.interface import Selection
+    from minikube_py.scheduler import component  # noqa: F401 - registers the scheduler
+    from tests.support.cluster import running_cluster
+
+    async with running_cluster(tmp_path, simulated_nodes=20, components=("scheduler",)) as running:
+        pods = [
+            {
+                "metadata": {"name": f"p{i:03d}"},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+            }
+            for i in range(200)
+        ]
+        await asyncio.gather(*(running.client.create(PODS, "default", pod) for pod in pods))
+
+        async def all_running() -> bool:
+            listed = await running.client.list(PODS, Selection("default"))
+            phases = [p.get("status", {}).get("phase") for p in listed.items]
+            return len(phases) == 200 and all(phase == "Running" for phase in phases)
+
+        await wait_until(all_running, within=120, what="200 pods Running")
+        listed = await running.client.list(PODS, Selection("default"))
+        nodes = {p["spec"]["nodeName"] for p in listed.items}
+        assert len(nodes) == 20  # spread over every simulated node
