@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.docker import containers, remove_node_containers, require_docker
-from tests.support.etcd import free_port
+from tests.support.etcd import EtcdCluster, etcd_cluster, free_port
+from tests.support.requirements import require_binary
 
 SEED_POD = """\
 apiVersion: v1
@@ -231,3 +232,92 @@ def test_second_up_on_the_same_data_dir_is_refused(up: Up, tmp_path: Path) -> No
     assert second.returncode == 1
     assert "minikube-py is already running on" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+def run_up(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "minikube_py", "up", "--no-update-kubeconfig", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_unreachable_docker_is_one_clear_line(tmp_path: Path) -> None:
+    result = run_up(
+        "--data-dir",
+        str(tmp_path),
+        "--port",
+        str(free_port()),
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("minikube-py: cannot reach Docker at unix:///nonexistent/docker.sock")
+
+
+def test_unreachable_etcd_is_one_clear_line(tmp_path: Path) -> None:
+    require_docker()
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = run_up("--data-dir", str(tmp_path), "--port", str(free_port()), "--etcd-servers", dead)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"cannot reach etcd at {dead}" in result.stderr.strip().splitlines()[-1]
+
+
+def test_up_on_etcd_runs_the_seed_pod(tmp_path: Path) -> None:
+    """On its own fresh etcd: what other tests left in the shared one must not run here."""
+    require_docker()
+    (tmp_path / "etcd").mkdir()
+    with etcd_cluster(require_binary("etcd"), tmp_path / "etcd") as etcd:
+        _seed_pod_on(etcd, tmp_path)
+
+
+def _seed_pod_on(etcd: EtcdCluster, tmp_path: Path) -> None:
+    node = f"upe-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(tmp_path / "kubeconfig"),
+        "KUBECACHEDIR": str(tmp_path / "cache"),
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "minikube_py",
+            "up",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--port",
+            str(port),
+            "--node-name",
+            node,
+            "--etcd-servers",
+            etcd.endpoints,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    running = Up(process, f"http://127.0.0.1:{port}", node, tmp_path / "data", env)
+    try:
+        wait_for(lambda: node_ready(running), "node Ready")
+        post_seed_pod(running)
+        pod = wait_for(lambda: running_pod(running), "seed pod Running on etcd")
+        assert pod["metadata"]["selfLink"] == "/api/v1/namespaces/default/pods/nginx"
+        assert running.kubectl("get", "pods").splitlines()[1].split()[:3] == [
+            "nginx",
+            "2/2",
+            "Running",
+        ]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+        remove_node_containers(node)

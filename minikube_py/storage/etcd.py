@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 RETRIABLE = {rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.DEADLINE_EXCEEDED}
 RETIRE_SECONDS = 60.0
+OPEN_DEADLINE = 5.0
+"""At start-up, a store no member answers within this is reported, not waited for."""
 WATCH_CREATE_TIMEOUT = 10.0
 COMPACTED_TEXT = "required revision has been compacted"
 LEADER_METADATA = (("hasleader", "true"),)
@@ -102,11 +104,13 @@ class EtcdStore:
     async def open(cls, servers: str, **options: float) -> EtcdStore:
         """Connect and prove a member answers, so a wrong URL fails at start-up."""
         store = cls(servers, **options)
+        failover, store._failover = store._failover, min(store._failover, OPEN_DEADLINE)
         try:
             await store.current_revision()
         except StoreError as exc:
             await store.close()
             raise StoreUnavailable(f"cannot reach etcd at {servers}: {exc}") from exc
+        store._failover = failover
         log.info("etcd store opened", servers=servers)
         return store
 
