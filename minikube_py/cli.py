@@ -11,8 +11,9 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from minikube_py import __version__
 from minikube_py import logging as mlogging
@@ -129,62 +130,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(f"minikube-py {__version__}")
         return 0
-    if args.command == "up":
-        from minikube_py import up
-
-        try:
-            return up.main(args)
-        except KeyboardInterrupt:
-            return 0
-        except Exception as exc:
-            return _fail(_start_failure(_root(exc), args))
     if args.command in ("status", "down", "kubeconfig"):
         from minikube_py import manage
 
         return manage.main(args)
-    if args.command == "kubelet":
-        from minikube_py.kubelet import standalone
-
-        try:
-            asyncio.run(until_signalled(standalone.run(standalone.config_from(args))))
-        except KeyboardInterrupt:
-            return 0
-        except Exception as exc:
-            return _fail(_start_failure(_root(exc), args))
+    component = COMMANDS.get(args.command)
+    if component is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return component(args)
+    except KeyboardInterrupt:
         return 0
-    if args.command == "controller-manager":
-        from minikube_py.controllers import standalone as controllers
+    except Exception as exc:
+        return _fail(_start_failure(_root(exc), args))
 
-        try:
-            asyncio.run(until_signalled(controllers.run(args)))
-        except KeyboardInterrupt:
-            return 0
-        except Exception as exc:
-            return _fail(_start_failure(_root(exc), args))
-        return 0
-    if args.command == "scheduler":
-        from minikube_py.scheduler import standalone as scheduler
 
-        try:
-            asyncio.run(until_signalled(scheduler.run(scheduler.config_from(args))))
-        except KeyboardInterrupt:
-            return 0
-        except Exception as exc:
-            return _fail(_start_failure(_root(exc), args))
-        return 0
-    if args.command == "apiserver":
-        from minikube_py.apiserver import server
+def _serve(main: Coroutine[Any, Any, None]) -> int:
+    """Run a long-lived component until SIGINT/SIGTERM."""
+    asyncio.run(until_signalled(main))
+    return 0
 
-        try:
-            config = _apiserver_config(args)
-            asyncio.run(until_signalled(server.run(config)))
-        except KeyboardInterrupt:
-            return 0
-        except Exception as exc:
-            return _fail(_start_failure(_root(exc), args))
-        return 0
-    parser.print_help(sys.stderr)
-    return 2
+
+def _up(args: argparse.Namespace) -> int:
+    from minikube_py import up
+
+    return up.main(args)
+
+
+def _apiserver(args: argparse.Namespace) -> int:
+    from minikube_py.apiserver import server
+
+    return _serve(server.run(_apiserver_config(args)))
+
+
+def _kubelet(args: argparse.Namespace) -> int:
+    from minikube_py.kubelet import standalone
+
+    return _serve(standalone.run(standalone.config_from(args)))
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    from minikube_py.scheduler import standalone as scheduler
+
+    return _serve(scheduler.run(scheduler.config_from(args)))
+
+
+def _controller_manager(args: argparse.Namespace) -> int:
+    from minikube_py.controllers import standalone as controllers
+
+    return _serve(controllers.run(args))
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "up": _up,
+    "apiserver": _apiserver,
+    "kubelet": _kubelet,
+    "scheduler": _scheduler,
+    "controller-manager": _controller_manager,
+}
 
 
 def _root(exc: BaseException) -> BaseException:
