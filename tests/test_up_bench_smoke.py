@@ -1,0 +1,60 @@
+"""The ``up`` benchmark runs end to end (``--quick``) on real Docker and prints every figure.
+
+Speed is the benchmark's business (``make bench``), not the tests': no value is judged here,
+only that each figure, its target or anchors, its ratio and the target lines are there and
+numeric, and that the bench leaves nothing behind (no files, no ``up`` process, no container).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.up_bench import QUICK, Labels
+from tests.support.docker import containers, require_docker
+from tests.test_kubelet_bench_smoke import processes_naming
+
+REPO = Path(__file__).resolve().parent.parent
+NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
+UNIT = r" (?:s|%|MB)"
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_quick_up_bench_prints_every_figure_beside_its_target(tmp_path: Path) -> None:
+    require_docker()
+    answer = subprocess.run(
+        [sys.executable, "-m", "bench.up_bench", "--quick", "--dir", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    output = answer.stdout
+    assert answer.returncode == 0, f"bench failed:\n{output[-3000:]}\n{answer.stderr[-3000:]}"
+
+    labels = Labels(QUICK)
+    for label in labels.figures():
+        row = rf"^{re.escape(label)}\s+{NUMBER}{UNIT}\s+\|\s+\S.*?\s{NUMBER}{UNIT}\s+{NUMBER}x"
+        assert re.search(row, output, re.M), (
+            f"no figure {label!r} with its target and ratio in:\n{output}"
+        )
+    for label in labels.anchors():
+        row = rf"^\s+\|\s+{re.escape(label)}\s+{NUMBER} s\s+{NUMBER}x$"
+        assert re.search(row, output, re.M), f"no anchor {label!r} with a ratio in:\n{output}"
+    for label in labels.targets():
+        line = rf"^\s+{re.escape(label)}\s+{NUMBER}.*\s(?:OK|BELOW)$"
+        assert re.search(line, output, re.M), f"no target line {label!r} in:\n{output}"
+
+    # It cleans up after itself: no files, no `up` process, no container of its nodes.
+    assert list(tmp_path.iterdir()) == []
+    assert processes_naming(str(tmp_path)) == []
+    removed = re.search(r"^\s+removed \d+ containers of nodes (.+)$", output, re.M)
+    assert removed, f"no clean-up line in:\n{output}"
+    for node in removed.group(1).split(", "):
+        assert containers(f"label=io.minikube-py.node={node}") == []
