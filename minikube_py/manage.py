@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 MANAGED_LABEL = "io.minikube-py.managed=true"
+NODE_LABEL = "io.minikube-py.node"
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
@@ -92,7 +93,7 @@ def down(data_dir: Path, purge: bool) -> int:
         while running_pid(data_dir) is not None and time.monotonic() < deadline:
             time.sleep(0.1)
         print(f"stopped minikube-py (pid {pid})")
-    removed = _remove_containers()
+    removed = _remove_containers(_nodes(data_dir))
     print(f"removed {removed} container(s)")
     if purge:
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -100,18 +101,36 @@ def down(data_dir: Path, purge: bool) -> int:
     return 0
 
 
-def _remove_containers() -> int:
-    """Every container minikube-py created, found by its label."""
+def _nodes(data_dir: Path) -> list[str]:
+    """The nodes this data dir's cluster ran (``up`` records them)."""
     try:
-        listed = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={MANAGED_LABEL}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        ).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return 0
+        return (data_dir / "nodes").read_text().split()
+    except FileNotFoundError:
+        return []
+
+
+def _remove_containers(nodes: list[str]) -> int:
+    """Every container this cluster's nodes created (others on the daemon are left alone)."""
+    listed: list[str] = []
+    for node in nodes:
+        try:
+            listed += subprocess.run(
+                [
+                    "docker",
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    f"label={MANAGED_LABEL}",
+                    "--filter",
+                    f"label={NODE_LABEL}={node}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            ).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            return 0
     if listed:
         subprocess.run(
             ["docker", "rm", "-f", *listed], capture_output=True, timeout=120, check=False

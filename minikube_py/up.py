@@ -130,6 +130,8 @@ async def _report_progress(cluster: Cluster, config: UpConfig) -> None:
         await kubelet.node.ready.wait()
         say(f"[ok] node {kubelet.config.node.name} Ready")
     kubeconfig.write(config.data_dir / "kubeconfig", config.server)
+    names = [k.config.node.name for k in cluster.kubelets]
+    (config.data_dir / "nodes").write_text("".join(f"{name}\n" for name in names))
     if config.update_kubeconfig:
         kubeconfig.merge(kubeconfig.user_path(), config.server)
         say(f"[ok] kubectl context 'minikube-py' set in {kubeconfig.user_path()}")

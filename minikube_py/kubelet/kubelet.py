@@ -40,7 +40,8 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True)
 class KubeletConfig:
     node: NodeConfig
-    workers: int = 4
+    workers: int = 16
+    """Pods synced at once; a burst of new pods starts this many in parallel."""
     relist_interval: float = 1.0
     crash_backoff: float = 10.0
     resync_interval: float = 60.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from minikube_py.storage.etcd import EtcdStore
 from minikube_py.storage.interface import Store
 from minikube_py.storage.sqlite import CompactionPolicy, SQLiteStore
 
@@ -24,6 +23,8 @@ async def open_store(
 ) -> Store:
     """etcd when servers are given, else ``<data_dir>/state.db``."""
     if etcd_servers:
+        from minikube_py.storage.etcd import EtcdStore  # grpc only when etcd is asked for
+
         return await EtcdStore.open(etcd_servers)
     return await SQLiteStore.open((data_dir or default_data_dir()) / DB_FILE, compaction)
 
@@ -31,6 +32,8 @@ async def open_store(
 async def open_url(url: str) -> Store:
     """``http://h:p[,...]`` for etcd, ``sqlite:///path/to/file.db`` or a path for SQLite."""
     if url.startswith("http://"):
+        from minikube_py.storage.etcd import EtcdStore
+
         return await EtcdStore.open(url)
     return await SQLiteStore.open(_expand(url.removeprefix("sqlite://")))
 

@@ -499,11 +499,18 @@ class DockerStreams:
                 await asyncio.sleep(0.01 * (attempt + 1))
 
     async def exit_code(self) -> int | None:
+        """Docker may record the exit a moment after the stream ends: polled, 1 ms first."""
         if self._execution is None:
             return None
+        delay = 0.001
         with self._runtime._errors(f"inspect {self._what}"):
             async with asyncio.timeout(10):
-                return await DockerRuntime._exit_code(self._execution)
+                while True:
+                    info = await self._execution.inspect()
+                    if not info.get("Running") and info.get("ExitCode") is not None:
+                        return int(info["ExitCode"])
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.05)
 
     async def close(self) -> None:
         self._closed = True
