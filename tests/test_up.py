@@ -321,3 +321,71 @@ def _seed_pod_on(etcd: EtcdCluster, tmp_path: Path) -> None:
         if process.stdout is not None:
             process.stdout.close()
         remove_node_containers(node)
+
+
+def test_status_kubeconfig_merge_and_purge(tmp_path: Path) -> None:
+    require_docker()
+    import yaml
+
+    node = f"ups-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    user_config = tmp_path / "kubeconfig"
+    other = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "work",
+        "clusters": [{"name": "work", "cluster": {"server": "https://work.example:6443"}}],
+        "users": [{"name": "work", "user": {"token": "t"}}],
+        "contexts": [{"name": "work", "context": {"cluster": "work", "user": "work"}}],
+    }
+    user_config.write_text(yaml.safe_dump(other))
+    env = {**os.environ, "KUBECONFIG": str(user_config), "KUBECACHEDIR": str(tmp_path / "cache")}
+    data_dir = tmp_path / "data"
+    process = start(data_dir, node, port, env)
+    running = Up(process, f"http://127.0.0.1:{port}", node, data_dir, env)
+    try:
+        wait_for(lambda: node_ready(running) and (data_dir / "nodes").exists(), "node Ready")
+        merged = yaml.safe_load(user_config.read_text())
+        assert merged["current-context"] == "minikube-py"
+        assert {c["name"] for c in merged["contexts"]} == {"work", "minikube-py"}
+        assert running.kubectl("get", "nodes").splitlines()[1].split()[0] == node
+        printed = subprocess.run(
+            [sys.executable, "-m", "minikube_py", "kubeconfig", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"server: http://127.0.0.1:{port}" in printed
+        status = subprocess.run(
+            [sys.executable, "-m", "minikube_py", "status", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0
+        assert f"node {node}: Ready=True" in status.stdout
+        subprocess.run(
+            [sys.executable, "-m", "minikube_py", "down", "--purge", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert process.wait(30) == 0
+        assert not data_dir.exists()
+        stopped = subprocess.run(
+            [sys.executable, "-m", "minikube_py", "status", "--data-dir", str(data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert stopped.returncode == 1
+        assert "not running" in stopped.stdout
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()
+        remove_node_containers(node)
