@@ -93,6 +93,7 @@ class APIServer:
         self.openapi = OpenAPI(self.catalog)
         self.app.router.add_get("/version", self._version)
         self.app.router.add_get("/openapi/v3", self._openapi_root)
+        self.app.router.add_get("/openapi/v2", self._openapi_v2)
         self.app.router.add_get("/openapi/v3/{path:.+}", self._openapi_document)
         for probe in ("/healthz", "/livez", "/readyz"):
             self.app.router.add_get(probe, self._health)
@@ -110,6 +111,13 @@ class APIServer:
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response(version_info())
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        if "json" not in accept and "*/*" not in accept and accept:
+            # Only JSON is offered; a protobuf-only client is told so (and falls back).
+            raise errors.NotAcceptable("only application/json is served for /openapi/v2")
+        return web.Response(body=self.openapi.v2(), content_type="application/json")
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
         return web.json_response(self.openapi.root())

@@ -50,10 +50,28 @@ class OpenAPI:
         for group, version in catalog.group_versions():
             document = self._document(catalog.resources(group, version), schemas)
             self.documents[gv_path(group, version)] = orjson.dumps(document)
+        self._v2: bytes | None = None
         self.hashes = {
             path: hashlib.sha512(body).hexdigest()[:64].upper()
             for path, body in self.documents.items()
         }
+
+    def v2(self) -> bytes:
+        """A Swagger 2.0 document (``/openapi/v2``, JSON) with every definition, built on
+        first use from the v3 components: for clients that still read v2."""
+        if self._v2 is None:
+            definitions: Obj = {}
+            for body in self.documents.values():
+                definitions.update(orjson.loads(body)["components"]["schemas"])
+            text = orjson.dumps(definitions).replace(b"#/components/schemas/", b"#/definitions/")
+            document = {
+                "swagger": "2.0",
+                "info": {"title": "Kubernetes", "version": "v1.32.0"},
+                "paths": {},
+                "definitions": orjson.loads(text),
+            }
+            self._v2 = orjson.dumps(document)
+        return self._v2
 
     def root(self) -> Obj:
         return {

@@ -268,3 +268,12 @@ def test_apply_with_an_unknown_field_fails_strictly(server: Server, namespace: s
     ) in done.stderr
     missing = server.kubectl("get", "configmap", "typo", "-n", namespace, check=False)
     assert missing.returncode != 0
+
+
+def test_openapi_v2_json(server: Server) -> None:
+    status, document = server.request("GET", "/openapi/v2")
+    assert status == 200
+    assert document["swagger"] == "2.0"
+    pod = document["definitions"]["io.k8s.api.core.v1.Pod"]
+    assert pod["x-kubernetes-group-version-kind"][0]["kind"] == "Pod"
+    assert "#/components/" not in json.dumps(document)
