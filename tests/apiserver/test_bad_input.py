@@ -220,3 +220,20 @@ def test_dry_run_stores_nothing(server: Server, namespace: str) -> None:
     assert answer["metadata"]["name"] == "dry"
     status, _ = server.request("GET", f"{cms}/dry")
     assert status == 404
+
+
+def test_unacceptable_output_is_406(server: Server, namespace: str) -> None:
+    status, answer = server.request(
+        "GET", f"/api/v1/namespaces/{namespace}/configmaps", accept="application/xml"
+    )
+    assert status == 406
+    assert answer["reason"] == "NotAcceptable"
+
+
+def test_bad_continue_token_is_400(server: Server, namespace: str) -> None:
+    status, answer = server.request(
+        "GET", f"/api/v1/namespaces/{namespace}/configmaps?limit=1&continue=not-a-token"
+    )
+    assert status == 400
+    assert answer["reason"] == "BadRequest"
+    assert "continue key is not valid" in answer["message"]
