@@ -26,6 +26,7 @@ from minikube_py.client.local import LocalClient
 from minikube_py.config import APIServerConfig
 from minikube_py.kubelet.kubelet import Kubelet, KubeletConfig
 from minikube_py.kubelet.node import NodeConfig
+from minikube_py.kubelet.portforward import PortForwardService
 from minikube_py.kubelet.runtime.interface import ContainerRuntime
 from minikube_py.kubelet.runtime.simulated import SimulatedRuntime
 from minikube_py.storage.interface import Store
@@ -104,7 +105,10 @@ class Cluster:
                 runtime = SimulatedRuntime(name, subnet=index)
                 self.kubelets.append(self._kubelet(name, runtime, simulated=True))
             for kubelet in self.kubelets:
-                self.server.connections.register_local(kubelet.config.node.name, kubelet.logs)
+                name = kubelet.config.node.name
+                self.server.connections.register_local(name, kubelet.logs)
+                forwarder = PortForwardService(kubelet.runtime, kubelet.logs.pods)
+                self.server.resources.portforward.register_local(name, forwarder)
                 group.create_task(kubelet.run(), name=f"kubelet-{kubelet.config.node.name}")
             for name in self.config.components:
                 group.create_task(COMPONENTS[name](self), name=name)

@@ -15,6 +15,7 @@ from minikube_py.apiserver import fieldcheck, negotiation, query, tables
 from minikube_py.apiserver.negotiation import Output
 from minikube_py.apiserver.nodeproxy import NodeConnections, PodLogs
 from minikube_py.apiserver.paths import ResourcePath
+from minikube_py.apiserver.portforward import PortForward
 from minikube_py.apiserver.watch import WatchStreamer
 from minikube_py.meta.objects import Clock, Obj, metadata
 from minikube_py.registry import patching
@@ -33,14 +34,18 @@ class ResourceHandlers:
         self.api = api
         self.clock = clock
         self.logs = PodLogs.for_api(api, connections)
+        self.portforward = PortForward.for_api(api)
 
     async def handle(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         method = request.method
         if path.legacy_watch or (method == "GET" and query.is_watch(request.query)):
             return await self._watch(request, path)
-        special = {"scale": self._scale, "binding": self._binding, "log": self._log}.get(
-            path.subresource
-        )
+        special = {
+            "scale": self._scale,
+            "binding": self._binding,
+            "log": self._log,
+            "portforward": self.portforward.handle,
+        }.get(path.subresource)
         if special is not None:
             return await special(request, path)
         if path.subresource not in ("", "status", "finalize"):

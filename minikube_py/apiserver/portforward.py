@@ -151,7 +151,7 @@ class PortForward:
             raise errors.BadRequest("Upgrade request required")
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade == "websocket":
-            return await self._websocket(request, await self._connector(node, pod))
+            return await self._websocket(request, pod, node)
         return await self._spdy_upgrade(request, pod, node)
 
     async def _connector(self, node: str, pod: Obj) -> PodConnector:
@@ -162,14 +162,19 @@ class PortForward:
         if local is not None:
             return await local.connector(namespace, name, uid)
         address = str(dig(pod, "status", "podIP") or "")
+        if not address and dig(pod, "spec", "hostNetwork"):
+            address = str(dig(pod, "status", "hostIP") or "")  # the node's own address
         if not address:
             raise errors.InternalError(f"pod {name}_{namespace} has no IP address yet")
         return DirectConnector(f"{name}_{namespace}", uid, address)
 
-    async def _websocket(self, request: web.Request, connector: PodConnector) -> web.StreamResponse:
+    async def _websocket(self, request: web.Request, pod: Obj, node: str) -> web.StreamResponse:
+        if request.method != "GET":
+            raise errors.MethodNotAllowed("a WebSocket upgrade must be a GET")
         offered = _tokens(request.headers.getall("Sec-WebSocket-Protocol", []), lower=False)
         if SPDY_TUNNEL_PROTOCOL in offered:
-            ws = _websocket_response(SPDY_TUNNEL_PROTOCOL)
+            ws = _websocket_response(SPDY_TUNNEL_PROTOCOL, request)
+            connector = await self._connector(node, pod)
             await ws.prepare(request)
             await SpdyForwarder(ws.send_bytes, connector).serve(_binary_messages(ws))
             await ws.close()
@@ -181,7 +186,8 @@ class PortForward:
                 f" supports [ {V4_BINARY} {V4_BASE64}]"
             )
         ports = parse_ports(request.query.getall("ports", []))
-        ws = _websocket_response(chosen)
+        ws = _websocket_response(chosen, request)
+        connector = await self._connector(node, pod)
         await ws.prepare(request)
         await ChannelForwarder(ws, ports, connector, text=chosen == V4_BASE64).serve()
         return ws
@@ -238,11 +244,18 @@ def parse_ports(values: list[str]) -> list[int]:
     return ports
 
 
-def _websocket_response(protocol: str | None) -> web.WebSocketResponse:
-    """Echo exactly the chosen subprotocol; no compression (kubectl never asks for it)."""
-    return web.WebSocketResponse(
+def _websocket_response(protocol: str | None, request: web.Request) -> web.WebSocketResponse:
+    """Echo exactly the chosen subprotocol; no compression (kubectl never asks for it).
+
+    A handshake aiohttp would refuse (no key, another version) is a 400 Status here, before
+    anything is sent, rather than an exception.
+    """
+    ws = web.WebSocketResponse(
         protocols=(protocol,) if protocol else (), compress=False, max_msg_size=MAX_MESSAGE
     )
+    if not ws.can_prepare(request).ok:
+        raise errors.BadRequest("unable to upgrade: invalid WebSocket handshake")
+    return ws
 
 
 async def _binary_messages(ws: web.WebSocketResponse) -> AsyncIterator[bytes]:
@@ -607,17 +620,21 @@ class ChannelForwarder:
         await self._ws.close()
 
     async def _read(self) -> None:
+        """Client messages into their port's buffer; what fits no data channel is dropped."""
         async for message in self._ws:
-            if message.type == WSMsgType.BINARY:
-                data: bytes = message.data
-            elif message.type == WSMsgType.TEXT and message.data:
-                text: str = message.data
-                data = bytes([ord(text[0]) - ord("0")]) + base64.b64decode(text[1:])
-            else:
+            try:
+                if message.type == WSMsgType.BINARY:
+                    channel, data = message.data[0], message.data[1:]
+                elif message.type == WSMsgType.TEXT:
+                    channel = ord(message.data[0]) - ord("0")
+                    data = base64.b64decode(message.data[1:], validate=True)
+                else:
+                    continue
+            except (IndexError, ValueError):  # empty, or not base64
                 continue
-            index, rest = divmod(data[0], 2) if data else (-1, 1)
-            if rest == 0 and index < len(self._inbound) and len(data) > 1:
-                await self._inbound[index].put(data[1:])
+            index, rest = divmod(channel, 2)
+            if rest == 0 and 0 <= index < len(self._inbound) and data:
+                await self._inbound[index].put(data)
 
     async def _write(self, channel: int, data: bytes) -> bool:
         try:
@@ -637,6 +654,7 @@ class ChannelForwarder:
         except Exception as exc:  # the kubelet reports any failure as text, so do we
             message = _forward_error(self._connector, port, exc)
             log.info("port-forward failed", error=message)
+            self._inbound[index].close()  # the reader must never wait on this port again
             await self._write(2 * index + 1, message.encode())
             return
 

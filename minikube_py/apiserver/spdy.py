@@ -25,7 +25,7 @@ import enum
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 VERSION = 3
 DEFAULT_WINDOW = 65536
@@ -536,25 +536,21 @@ class _Windows:
     initial_recv: int = DEFAULT_WINDOW  # ours
 
 
-@dataclass
 class Session:
-    """One SPDY/3.1 connection's state, either end (``client`` opens odd stream ids)."""
+    """One SPDY/3.1 connection's state, either end (a ``client`` opens odd stream ids)."""
 
-    client: bool = False
-    flow_control: bool = True
-    _encoder: FrameEncoder = field(default_factory=FrameEncoder)
-    _decoder: FrameDecoder = field(default_factory=FrameDecoder)
-    _streams: dict[int, _Stream] = field(default_factory=dict)
-    _windows: _Windows = field(default_factory=_Windows)
-    _outbox: list[bytes] = field(default_factory=list)
-    _last_remote_id: int = 0
-    _next_local_id: int = 0
-    _next_ping_id: int = 0
-    _going_away: bool = False  # we sent GOAWAY: new peer streams are ignored
-    _gone_away: bool = False  # the peer did: we open none
-
-    def __post_init__(self) -> None:
-        self._next_local_id = self._next_ping_id = 1 if self.client else 2
+    def __init__(self, *, client: bool = False, flow_control: bool = True) -> None:
+        self.client = client
+        self.flow_control = flow_control
+        self._encoder = FrameEncoder()
+        self._decoder = FrameDecoder()
+        self._streams: dict[int, _Stream] = {}
+        self._windows = _Windows()
+        self._outbox: list[bytes] = []
+        self._last_remote_id = 0
+        self._next_local_id = self._next_ping_id = 1 if client else 2
+        self._going_away = False  # we sent GOAWAY: new peer streams are ignored
+        self._gone_away = False  # the peer did: we open none
 
     # -- the wire --
 

@@ -1,0 +1,340 @@
+"""Port-forward benchmark: MB/s through ``kubectl port-forward`` beside a direct TCP connection
+to the pod IP, same run, same pod.
+
+Run ``.venv/bin/python -m bench.portforward_bench [--quick]``. It starts a cluster in this
+process (SQLite in a scratch dir on a real disk, one kubelet on real Docker) and a busybox
+pod serving a file of random bytes over HTTP (``httpd``) and counting what it is sent
+(``nc -ll -p 9000 -e wc -c``). Every transfer is made by a separate process (``curl`` for
+downloads, a small Python uploader for uploads), so this process is only the server:
+
+* download: ``curl`` fetches the file from ``http://<pod IP>/`` (direct), then through
+  ``kubectl port-forward pod/... :80`` (kubectl 1.31+ tunnels SPDY in a WebSocket);
+* upload: the uploader sends the same number of bytes to ``<pod IP>:9000``, half-closes and
+  waits for ``wc -c``'s count, then the same through the forward;
+* each is repeated and the median reported; direct and forwarded runs alternate, so drift in
+  a shared machine's load hits both alike. With kubectl 1.30 (beside kubectl, as gcloud
+  installs it) the plain SPDY upgrade is measured too.
+
+The target is the issue's: forwarded >= 0.5x direct. On a small machine the forward's four
+processes (client, kubectl, this server, the pod) share the CPUs that the direct path's two
+have to themselves; the load average is printed for that reason. Speed is reported, never
+judged by the exit status. ``--quick`` is a smoke run (8 MiB, 2 rounds).
+
+:func:`wire_port_forward` routes ``pods/portforward`` to a :class:`PortForward` and
+registers the cluster's Docker kubelets with it, for as long as ``handlers.py`` and
+``cluster.py`` do not (the tests use it too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aiohttp import web
+
+from bench.kubelet_bench import (
+    Report,
+    add_common_args,
+    docker_daemon,
+    ensure_images,
+    load,
+)
+from bench.storage_bench import disk_dir, process_cpu
+from minikube_py.apiserver.paths import ResourcePath
+from minikube_py.apiserver.portforward import PortForward
+from minikube_py.cluster import Cluster
+from minikube_py.kubelet.portforward import PortForwardService
+from minikube_py.kubelet.runtime.simulated import SimulatedRuntime
+from minikube_py.kubelet.sync import PODS
+from minikube_py.logging import configure as configure_logging
+from tests.support.cluster import running_cluster
+from tests.support.docker import remove_node_containers
+
+BUSYBOX = "busybox:1.35"
+MB = 1_000_000
+UPLOADER = """
+import socket, sys, time
+host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+chunk = bytes(256 * 1024)
+began = time.perf_counter()
+with socket.create_connection((host, port)) as s:
+    left = size
+    while left:
+        left -= s.send(memoryview(chunk)[: min(left, len(chunk))])
+    s.shutdown(socket.SHUT_WR)
+    answer = b""
+    while part := s.recv(4096):
+        answer += part
+print(time.perf_counter() - began, answer.decode().strip())
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    size: int  # bytes per transfer
+    rounds: int
+
+
+FULL = Settings(size=256 * 1024 * 1024, rounds=5)
+QUICK = Settings(size=8 * 1024 * 1024, rounds=2)
+
+
+def wire_port_forward(cluster: Cluster) -> PortForward:
+    """``pods/portforward`` served by a :class:`PortForward` that knows the Docker kubelets."""
+    forward: PortForward | None = getattr(cluster.server.resources, "portforward", None)
+    if forward is None:  # handlers.py does not route the subresource yet: route it here
+        forward = PortForward.for_api(cluster.server.api)
+        resources, served = cluster.server.resources, forward
+        original = resources.handle
+
+        async def handle(request: web.Request, path: ResourcePath) -> web.StreamResponse:
+            if path.subresource == "portforward":
+                return await served.handle(request, path)
+            return await original(request, path)
+
+        resources.handle = handle  # type: ignore[method-assign]
+    for kubelet in cluster.kubelets:
+        if not isinstance(kubelet.runtime, SimulatedRuntime):
+            service = PortForwardService(kubelet.runtime, kubelet.logs.pods)
+            forward.register_local(kubelet.config.node.name, service)
+    return forward
+
+
+def pod_script(size: int) -> str:
+    return (
+        f"mkdir -p /www && head -c {size} /dev/urandom > /www/blob"
+        " && (nc -ll -p 9000 -e wc -c &) && exec httpd -f -p 80 -h /www"
+    )
+
+
+async def wait_for(condition: Any, what: str, within: float = 120.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await condition():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def start_pod(cluster: Cluster, node: str, size: int) -> str:
+    """The pod, Running and listening on both ports; its IP."""
+    container = {"name": "bench", "image": BUSYBOX, "command": ["sh", "-c", pod_script(size)]}
+    pod = {"metadata": {"name": "bench"}, "spec": {"nodeName": node, "containers": [container]}}
+    await cluster.client.create(PODS, "default", pod)
+
+    async def address() -> str:
+        found = await cluster.client.get(PODS, "default", "bench")
+        status = found.get("status") or {}
+        return str(status.get("podIP") or "") if status.get("phase") == "Running" else ""
+
+    async def listening() -> bool:
+        ip = await address()
+        for port in (80, 9000):
+            try:
+                _, writer = await asyncio.open_connection(ip, port)
+            except OSError:
+                return False
+            writer.close()
+        return bool(ip)
+
+    await wait_for(listening, "the pod to listen on ports 80 and 9000")
+    return await address()
+
+
+async def run(*command: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({process.returncode}): {err.decode()}")
+    return out.decode()
+
+
+async def download(host: str, port: int, size: int) -> float:
+    """MB/s of one ``curl`` of the file (checked for its length)."""
+    out = await run(
+        "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{time_total}",
+        f"http://{host}:{port}/blob",
+    )  # fmt: skip
+    got, seconds = out.split()
+    if int(got) != size:
+        raise RuntimeError(f"downloaded {got} bytes of {size}")
+    return size / float(seconds) / MB
+
+
+async def upload(host: str, port: int, size: int) -> float:
+    """MB/s of one upload, until the pod has counted every byte (``wc -c``)."""
+    out = await run(sys.executable, "-c", UPLOADER, host, str(port), str(size))
+    seconds, counted = out.split()
+    if int(counted) != size:
+        raise RuntimeError(f"the pod counted {counted} bytes of {size}")
+    return size / float(seconds) / MB
+
+
+@asynccontextmanager
+async def kubectl_forward(
+    kubectl: str, server: int, home: Path, target: str, *ports: int
+) -> AsyncIterator[tuple[dict[int, int], int]]:
+    """``kubectl port-forward target :p ...`` running: remote port → local port, its pid."""
+    env = {**os.environ, "KUBECONFIG": "/dev/null", "KUBECACHEDIR": str(home / "cache")}
+    process = await asyncio.create_subprocess_exec(
+        kubectl, "--server", f"http://127.0.0.1:{server}", "port-forward", target,
+        *(f":{port}" for port in ports),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    local: dict[int, int] = {}
+    try:
+        while len(local) < len(ports):
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            if not line:
+                raise RuntimeError(f"kubectl: {(await process.stderr.read()).decode()}")
+            if line.startswith("Forwarding from 127.0.0.1:"):
+                address, remote = line.removeprefix("Forwarding from ").split(" -> ")
+                local[int(remote)] = int(address.rsplit(":", 1)[1])
+        async with asyncio.TaskGroup() as group:
+            drain = group.create_task(process.stdout.read())  # "Handling connection ..."
+            yield local, process.pid
+            process.terminate()
+            await drain
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+@dataclass
+class Cpu:
+    """CPU seconds this server and kubectl spend on forwarded transfers (not the direct ones)."""
+
+    kubectl: int = 0  # its pid
+    server: float = 0.0
+    client: float = 0.0
+    megabytes: float = 0.0
+
+    @contextmanager
+    def measure(self, size: int) -> Iterator[None]:
+        server, client = time.process_time(), process_cpu(self.kubectl)
+        yield
+        self.server += time.process_time() - server
+        self.client += process_cpu(self.kubectl) - client
+        self.megabytes += size / MB
+
+    def server_ms(self) -> float:
+        return self.server * 1000 / self.megabytes
+
+    def kubectl_ms(self) -> float:
+        return self.client * 1000 / self.megabytes
+
+
+def kubectl_binaries() -> list[tuple[str, str]]:
+    """kubectl as installed, and a kubectl 1.30 beside it when there is one (SPDY upgrade)."""
+    found = shutil.which("kubectl")
+    if found is None:
+        raise RuntimeError("no kubectl on PATH")
+    binaries = [("kubectl (WebSocket)", found)]
+    old = Path(found).resolve().parent / "kubectl.1.30"
+    if old.exists():
+        binaries.append(("kubectl 1.30 (SPDY upgrade)", str(old)))
+    return binaries
+
+
+async def measure(
+    cluster: Cluster, ip: str, settings: Settings, report: Report, home: Path
+) -> None:
+    size, server = settings.size, cluster.config.apiserver.port
+    report.line(f"{settings.size / MB:,.0f} MB per transfer, median of {settings.rounds} rounds")
+    report.header("direct to the pod IP")
+    for label, kubectl in kubectl_binaries():
+        down: dict[str, list[float]] = {"direct": [], "forward": []}
+        up: dict[str, list[float]] = {"direct": [], "forward": []}
+        cpu = Cpu()
+        async with kubectl_forward(kubectl, server, home, "pod/bench", 80, 9000) as forward:
+            local, cpu.kubectl = forward
+            for _ in range(settings.rounds):
+                down["direct"].append(await download(ip, 80, size))
+                with cpu.measure(size):
+                    down["forward"].append(await download("127.0.0.1", local[80], size))
+                up["direct"].append(await upload(ip, 9000, size))
+                with cpu.measure(size):
+                    up["forward"].append(await upload("127.0.0.1", local[9000], size))
+        for way, values in (("download", down), ("upload", up)):
+            forwarded, direct = (
+                statistics.median(values["forward"]),
+                statistics.median(values["direct"]),
+            )
+            report.figure(f"{label} {way}", forwarded, "MB/s", f"{way} direct", direct)
+            report.target(
+                f"{label} {way} >= 0.5x direct",
+                f"{forwarded / direct:.2f}x",
+                forwarded >= 0.5 * direct,
+            )
+        report.note(
+            f"CPU per forwarded MB: this server {cpu.server_ms():.2f} ms,"
+            f" kubectl {cpu.kubectl_ms():.2f} ms"
+        )
+
+
+async def bench(work: Path, settings: Settings, report: Report) -> None:
+    node = f"bench-pf-{uuid.uuid4().hex[:8]}"
+    (work / "docker-nodes").write_text(node + "\n")  # scripts/run-bench.sh cleans up by it
+    try:
+        async with running_cluster(work, simulated_nodes=0, docker_node=node) as cluster:
+            wire_port_forward(cluster)
+            ip = await start_pod(cluster, node, settings.size)
+            await measure(cluster, ip, settings, report, work)
+    finally:
+        remove_node_containers(node)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through `finally`: the pod's containers go
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.portforward_bench",
+        description="MB/s through kubectl port-forward beside a direct TCP connection.",
+    )
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    configure_logging(level="warning")
+    signal.signal(signal.SIGTERM, _terminate)
+    settings = QUICK if args.quick else FULL
+    work = Path(tempfile.mkdtemp(prefix="portforward-bench.", dir=disk_dir(args.dir)))
+    report = Report()
+    began = time.perf_counter()
+    try:
+        report.line(
+            f"port-forward benchmark: {os.cpu_count()} CPUs (shared by the clients, kubectl,"
+            f" this server and Docker), Python {sys.version.split()[0]}"
+            f"{', quick' if args.quick else ''}; load average {load()}"
+        )
+        with docker_daemon(work, report):
+            ensure_images(report)
+            asyncio.run(bench(work, settings, report))
+        report.print_targets()
+        report.line(f"\ndone in {time.perf_counter() - began:.0f} s")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
