@@ -107,6 +107,7 @@ class Cluster:
             for kubelet in self.kubelets:
                 name = kubelet.config.node.name
                 self.server.connections.register_local(name, kubelet.logs)
+                self.server.streams.register_local(name, kubelet.streams)
                 forwarder = PortForwardService(kubelet.runtime, kubelet.logs.pods)
                 self.server.resources.portforward.register_local(name, forwarder)
                 group.create_task(kubelet.run(), name=f"kubelet-{kubelet.config.node.name}")

@@ -130,7 +130,7 @@ docker_leftovers() {
     if ((started)); then scripts/docker-daemon.sh stop >&2 || true; fi
 }
 trap docker_leftovers EXIT
-for module in bench.kubelet_bench bench.up_bench bench.portforward_bench; do
+for module in bench.kubelet_bench bench.up_bench bench.portforward_bench bench.exec_bench; do
     echo
     rc=0
     run_bench "$module" "$@" || rc=$?

@@ -21,6 +21,7 @@ from minikube_py.apiserver.handlers import ResourceHandlers
 from minikube_py.apiserver.nodeproxy import NodeConnections
 from minikube_py.apiserver.openapi import OpenAPI
 from minikube_py.apiserver.paths import DiscoveryPath, parse
+from minikube_py.apiserver.streaming import StreamConnections
 from minikube_py.meta.objects import Clock, Obj
 from minikube_py.registry.api import API
 from minikube_py.registry.registries import Registries
@@ -86,7 +87,8 @@ class APIServer:
         self.address = address
         self.api = API(registries, clock)
         self.connections = NodeConnections()
-        self.resources = ResourceHandlers(self.api, clock, self.connections)
+        self.streams = StreamConnections()
+        self.resources = ResourceHandlers(self.api, clock, self.connections, self.streams)
         self.app = web.Application(
             middlewares=[status_errors], client_max_size=negotiation.MAX_BODY
         )
@@ -99,15 +101,21 @@ class APIServer:
             self.app.router.add_get(probe, self._health)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.app.on_shutdown.append(self._end_watches)
+        self.app.on_shutdown.append(self._end_streams)
         self.app.on_cleanup.append(self._close_connections)
 
     async def _end_watches(self, app: web.Application) -> None:
         """Watches would otherwise hold shutdown until their clients hang up."""
         self.registries.cache.end_watches()
 
+    async def _end_streams(self, app: web.Application) -> None:
+        """Open exec/attach sessions would otherwise hold shutdown until they end."""
+        await self.resources.streams.shutdown()
+
     async def _close_connections(self, app: web.Application) -> None:
         """HTTP connections to kubelets on other machines."""
         await self.connections.close()
+        await self.streams.close()
 
     async def _version(self, request: web.Request) -> web.Response:
         return web.json_response(version_info())

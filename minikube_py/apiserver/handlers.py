@@ -16,6 +16,7 @@ from minikube_py.apiserver.negotiation import Output
 from minikube_py.apiserver.nodeproxy import NodeConnections, PodLogs
 from minikube_py.apiserver.paths import ResourcePath
 from minikube_py.apiserver.portforward import PortForward
+from minikube_py.apiserver.streaming import PodStreams, StreamConnections
 from minikube_py.apiserver.watch import WatchStreamer
 from minikube_py.meta.objects import Clock, Obj, metadata
 from minikube_py.registry import patching
@@ -30,11 +31,14 @@ NOT_ALLOWED = "the server does not allow this method on the requested resource"
 class ResourceHandlers:
     """GET/POST/PUT/PATCH/DELETE on collections, objects and their subresources."""
 
-    def __init__(self, api: API, clock: Clock, connections: NodeConnections) -> None:
+    def __init__(
+        self, api: API, clock: Clock, connections: NodeConnections, streams: StreamConnections
+    ) -> None:
         self.api = api
         self.clock = clock
         self.logs = PodLogs.for_api(api, connections)
         self.portforward = PortForward.for_api(api)
+        self.streams = PodStreams.for_api(api, streams)
 
     async def handle(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         method = request.method
@@ -45,6 +49,8 @@ class ResourceHandlers:
             "binding": self._binding,
             "log": self._log,
             "portforward": self.portforward.handle,
+            "exec": self._stream,
+            "attach": self._stream,
         }.get(path.subresource)
         if special is not None:
             return await special(request, path)
@@ -304,6 +310,10 @@ class ResourceHandlers:
         if request.method != "GET":
             raise errors.MethodNotAllowed(NOT_ALLOWED)
         return await self.logs.handle(request, path.namespace, path.name)
+
+    async def _stream(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
+        """pods/exec and pods/attach: checked here, run by the pod's kubelet."""
+        return await self.streams.handle(request, path.subresource, path.namespace, path.name)
 
     async def _binding(self, request: web.Request, path: ResourcePath) -> web.Response:
         if request.method != "POST":

@@ -26,6 +26,7 @@ The kubelet is reached in-process when it runs in this process (a registered
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -211,17 +212,12 @@ class PodStreams:
     async def handle(
         self, request: web.Request, kind: str, namespace: str, name: str
     ) -> web.StreamResponse:
+        """``kind`` is ``exec`` or ``attach``: kube-apiserver's checks in its order, then relay."""
         if request.method not in ("GET", "POST"):
             raise errors.MethodNotAllowed(NOT_ALLOWED)
         options = channels.api_options(request.query)
-        if kind == "attach":
-            options = StreamOptions(
-                container=options.container,
-                stdin=options.stdin,
-                stdout=options.stdout,
-                stderr=options.stderr,
-                tty=options.tty,
-            )
+        if kind == "attach":  # PodAttachOptions has no command
+            options = dataclasses.replace(options, command=())
         pod = await self.get_pod(namespace, name)
         container = resolve_container(pod, options.container)
         node_name = str(dig(pod, "spec", "nodeName") or "")

@@ -31,6 +31,7 @@ from minikube_py.kubelet.static import (
     StaticPodSource,
     is_mirror,
 )
+from minikube_py.kubelet.streams import StreamService
 from minikube_py.kubelet.sync import PODS, Backoff, PodSyncer
 from minikube_py.meta.objects import Obj
 
@@ -99,6 +100,7 @@ class Kubelet:
             resync_interval=config.resync_interval,
         )
         self.logs = LogService(runtime, self._known_pod)
+        self.streams = StreamService(runtime, self._known_pod)
         self._fingerprints: dict[str, tuple[object, ...]] = {}
         self.pods.on_change(self._pod_changed)
 
@@ -145,7 +147,7 @@ class Kubelet:
                 group.create_task(self.probes.run(), name="probes")
             if self.config.port:
                 address = self.config.address or self.node.ip
-                app = kubelet_app(self.logs)
+                app = kubelet_app(self.logs, streams=self.streams)
                 group.create_task(serve(app, address, self.config.port), name="kubelet-server")
             await self.pods.synced.wait()  # before it, a pod unknown to us may still exist
             group.create_task(self._relist(), name="pleg")

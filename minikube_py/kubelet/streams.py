@@ -53,15 +53,14 @@ class RuntimeSession:
     """A runtime process as a channel :class:`~minikube_py.apiserver.channels.Session`.
 
     ``command`` is the exec'd command (None for an attach, which always ends in Success).
-    ``failure`` prefixes a runtime error as the kubelet words it for exec or attach.
+    A runtime failure ends the output and becomes an InternalError Status, prefixed as the
+    kubelet words it for exec or attach.
     """
 
-    def __init__(
-        self, process: ExecSession | None, *, command: tuple[str, ...] | None, failure: str = ""
-    ) -> None:
+    def __init__(self, process: ExecSession | None, *, command: tuple[str, ...] | None) -> None:
         self._process = process
         self._command = command
-        self._failure = failure
+        self._failure = ""
         self._stdin_open = True
 
     @property

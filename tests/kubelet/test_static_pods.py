@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import inspect
 import json
 import uuid
@@ -59,10 +58,6 @@ from tests.support.etcd import free_port
 from tests.support.waiting import wait_until
 
 NODE = "static-node"
-INTEGRATED = "pod_manifest_path" in {f.name for f in dataclasses.fields(KubeletConfig)}
-needs_integration = pytest.mark.skipif(
-    not INTEGRATED, reason="kubelet.py does not carry the static pod integration yet"
-)
 
 
 def pod_doc(name: str, *, command: str = "sleep 3600", **meta: Any) -> Obj:
@@ -797,7 +792,6 @@ async def check_lifecycle(client: Client, runtime: Any, node: str, manifests: Pa
     await wait_until(removed, within=60, what="containers and mirror pod gone")
 
 
-@needs_integration
 async def test_kubelet_static_pod_lifecycle_simulated(api: Api, tmp_path: Path) -> None:
     manifests = tmp_path / "manifests"
     manifests.mkdir()
@@ -807,7 +801,6 @@ async def test_kubelet_static_pod_lifecycle_simulated(api: Api, tmp_path: Path) 
 
 
 @pytest.mark.docker
-@needs_integration
 async def test_kubelet_static_pod_lifecycle_on_docker(tmp_path: Path) -> None:
     from minikube_py.kubelet.runtime.docker import DockerRuntime
     from tests.support.docker import containers, remove_node_containers, require_docker
@@ -837,7 +830,6 @@ async def test_kubelet_static_pod_lifecycle_on_docker(tmp_path: Path) -> None:
 
 
 @pytest.mark.docker
-@needs_integration
 async def test_static_pods_run_before_the_api_server_exists(tmp_path: Path) -> None:
     """A kubelet on HTTP with no API server yet: its static pod runs in Docker at once,
     and the mirror pod appears once an API server listens at that address."""
