@@ -220,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run (5 rounds)")
     parser.add_argument("--rounds", type=int, default=50, help="rounds per path (default 50)")
+    # Accepted so that scripts/run-bench.sh can give every bench the same arguments.
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", help=argparse.SUPPRESS)
+    parser.add_argument("--etcd", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     configure_logging(level="warning")
     started = ensure_docker()
