@@ -21,7 +21,6 @@ container stops (the kubelet's stream ends) or the client goes away.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -35,6 +34,7 @@ import structlog
 from aiohttp import web
 
 from minikube_py import errors
+from minikube_py.httprelay import DISCONNECT_POLL, relay
 from minikube_py.meta.objects import Obj, dig
 from minikube_py.registry.api import API
 
@@ -42,7 +42,6 @@ log = structlog.get_logger(__name__)
 
 KUBELET_PORT = 10250
 MAX_ERROR_BODY = 50000  # kube-apiserver reads at most this much of a kubelet's error
-DISCONNECT_POLL = 1.0
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
 """Preferred node address types. kube-apiserver's default puts Hostname first; a node's
 hostname often does not resolve from the API server's machine, so it comes last here
@@ -381,46 +380,29 @@ async def _read_error(body: AsyncIterator[bytes]) -> str:
     return data.decode(errors="replace")
 
 
-# -- relaying --
-
-
-def _client_gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
-
-
-async def relay(
-    request: web.Request,
-    response: web.StreamResponse,
-    chunks: AsyncIterator[bytes],
-    *,
-    poll: float = DISCONNECT_POLL,
-) -> None:
-    """Write each chunk as it comes until the stream ends or the client is gone.
-
-    aiohttp does not cancel a handler when its client disconnects, and a write is the only
-    other way to notice; a quiet ``follow`` would keep the kubelet stream open forever. So
-    the copy runs as a task and the connection is checked every ``poll`` seconds.
-    """
-
-    async def copy() -> None:
-        async for chunk in chunks:
-            await response.write(chunk)
-
-    copying = asyncio.create_task(copy())
-    try:
-        while not copying.done():
-            await asyncio.wait({copying}, timeout=poll)
-            if not copying.done() and _client_gone(request):
-                copying.cancel()
-    finally:
-        copying.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await copying
-
-
 Getter = Callable[[str, str], Awaitable[Obj]]
 """(namespace, name) → the object, or an APIError (NotFound) as the registry raises it."""
+NodeGetter = Callable[[str], Awaitable[Obj]]
+
+
+def pod_and_node_getters(api: API) -> tuple[Getter, NodeGetter]:
+    """(namespace, name) → pod and name → node, read through the API's registries."""
+    catalog = api.registries.catalog
+    pods, nodes = catalog.by_kind("", "Pod"), catalog.by_kind("", "Node")
+    if pods is None or nodes is None:
+        raise LookupError("the catalog has no pods or nodes")
+    pod_info, node_info = pods.info, nodes.info
+
+    async def get_pod(namespace: str, name: str) -> Obj:
+        return await api.get(pod_info, namespace, name)
+
+    async def get_node(name: str) -> Obj:
+        return await api.get(node_info, "", name)
+
+    return get_pod, get_node
+
+
+# -- relaying --
 
 
 class PodLogs:
@@ -442,16 +424,7 @@ class PodLogs:
     @classmethod
     def for_api(cls, api: API, connections: NodeConnections) -> PodLogs:
         """Pods and nodes read through the API's registries (the watch cache)."""
-        catalog = api.registries.catalog
-        pods, nodes = catalog.by_kind("", "Pod"), catalog.by_kind("", "Node")
-        if pods is None or nodes is None:
-            raise LookupError("the catalog has no pods or nodes")
-        pod_info, node_info = pods.info, nodes.info
-        return cls(
-            lambda namespace, name: api.get(pod_info, namespace, name),
-            lambda name: api.get(node_info, "", name),
-            connections,
-        )
+        return cls(*pod_and_node_getters(api), connections)
 
     async def handle(self, request: web.Request, namespace: str, name: str) -> web.StreamResponse:
         if request.method != "GET":

@@ -40,7 +40,12 @@ from aiohttp import hdrs, web
 from minikube_py import errors
 from minikube_py.apiserver import channels
 from minikube_py.apiserver.channels import V5, ChannelConnection, Refused, StreamOptions
-from minikube_py.apiserver.nodeproxy import UnknownError, kubelet_address, resolve_container
+from minikube_py.apiserver.nodeproxy import (
+    UnknownError,
+    kubelet_address,
+    pod_and_node_getters,
+    resolve_container,
+)
 from minikube_py.meta.objects import Obj, dig
 from minikube_py.registry.api import API
 
@@ -198,16 +203,7 @@ class PodStreams:
     @classmethod
     def for_api(cls, api: API, connections: StreamConnections) -> PodStreams:
         """Pods and nodes read through the API's registries (the watch cache)."""
-        catalog = api.registries.catalog
-        pods, nodes = catalog.by_kind("", "Pod"), catalog.by_kind("", "Node")
-        if pods is None or nodes is None:
-            raise LookupError("the catalog has no pods or nodes")
-        pod_info, node_info = pods.info, nodes.info
-        return cls(
-            lambda namespace, name: api.get(pod_info, namespace, name),
-            lambda name: api.get(node_info, "", name),
-            connections,
-        )
+        return cls(*pod_and_node_getters(api), connections)
 
     async def handle(
         self, request: web.Request, kind: str, namespace: str, name: str

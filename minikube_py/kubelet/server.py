@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
+from minikube_py.httprelay import DISCONNECT_POLL, relay
 from minikube_py.kubelet import logs
 from minikube_py.kubelet.runtime.interface import ContainerRuntime
 from minikube_py.kubelet.streams import StreamService
@@ -31,7 +32,6 @@ from minikube_py.meta.objects import Obj
 log = structlog.get_logger(__name__)
 
 DEFAULT_PORT = 10250
-DISCONNECT_POLL = 1.0  # seconds between checks that a quiet follower is still there
 
 PodLookup = Callable[[str, str], Obj | None]
 """(namespace, name) → the pod as this kubelet knows it (spec and reported status), or None."""
@@ -102,41 +102,6 @@ class LogService:
             yield f"unable to retrieve container logs for {container_id}".encode()
         finally:
             await aclose(chunks)
-
-
-def client_gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
-
-
-async def relay(
-    request: web.Request,
-    response: web.StreamResponse,
-    chunks: AsyncIterator[bytes],
-    *,
-    poll: float = DISCONNECT_POLL,
-) -> None:
-    """Write each chunk as it comes until the stream ends or the client is gone.
-
-    aiohttp does not cancel a handler when its client disconnects, and a write is the only
-    other way to notice; a quiet ``follow`` would hold the runtime's stream forever. So
-    the copy runs as a task and the connection is checked every ``poll`` seconds.
-    """
-
-    async def copy() -> None:
-        async for chunk in chunks:
-            await response.write(chunk)
-
-    copying = asyncio.create_task(copy())
-    try:
-        while not copying.done():
-            await asyncio.wait({copying}, timeout=poll)
-            if not copying.done() and client_gone(request):
-                copying.cancel()
-    finally:
-        copying.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await copying
 
 
 def kubelet_app(
