@@ -8,47 +8,19 @@ numeric, and that the bench leaves nothing behind (no files, no API server proce
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.apiserver_bench import QUICK, Labels
+from tests.support.benchrun import NUMBER, processes_naming, run_quick
 
-REPO = Path(__file__).resolve().parent.parent
-NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
 UNIT = r" (?:/s|ms|MB)"
-
-
-def processes_naming(text: str) -> list[int]:
-    """Pids of live processes whose command line contains ``text``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if text in command:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.slow
 def test_quick_apiserver_bench_prints_every_figure_beside_its_bound(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "bench.apiserver_bench", "--quick", "--backend", "sqlite"]
-    answer = subprocess.run(
-        [*command, "--dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    output = answer.stdout
-    assert answer.returncode == 0, f"bench failed:\n{output[-3000:]}\n{answer.stderr[-3000:]}"
+    output = run_quick("bench.apiserver_bench", tmp_path, "--backend", "sqlite")
 
     labels = Labels("sqlite", QUICK)
     for label in labels.figures():

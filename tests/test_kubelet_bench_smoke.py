@@ -8,49 +8,22 @@ and that the bench leaves nothing behind (no files, no ``up`` process, no contai
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.kubelet_bench import QUICK, Labels
+from tests.support.benchrun import NUMBER, processes_naming, run_quick
 from tests.support.docker import containers, require_docker
 
-REPO = Path(__file__).resolve().parent.parent
-NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
 UNIT = r" ms"
-
-
-def processes_naming(text: str) -> list[int]:
-    """Pids of live processes whose command line contains ``text``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if text in command:
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.mark.slow
 @pytest.mark.docker
 def test_quick_kubelet_bench_prints_every_figure_beside_its_ceiling(tmp_path: Path) -> None:
     require_docker()
-    answer = subprocess.run(
-        [sys.executable, "-m", "bench.kubelet_bench", "--quick", "--dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    output = answer.stdout
-    assert answer.returncode == 0, f"bench failed:\n{output[-3000:]}\n{answer.stderr[-3000:]}"
+    output = run_quick("bench.kubelet_bench", tmp_path)
 
     labels = Labels(QUICK)
     for label in labels.figures():

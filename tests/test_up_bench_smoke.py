@@ -8,18 +8,14 @@ numeric, and that the bench leaves nothing behind (no files, no ``up`` process, 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.up_bench import QUICK, Labels
+from tests.support.benchrun import NUMBER, processes_naming, run_quick
 from tests.support.docker import containers, require_docker
-from tests.test_kubelet_bench_smoke import processes_naming
 
-REPO = Path(__file__).resolve().parent.parent
-NUMBER = r"[0-9][0-9,]*(?:\.[0-9]+)?"
 UNIT = r" (?:s|%|MB)"
 
 
@@ -27,16 +23,7 @@ UNIT = r" (?:s|%|MB)"
 @pytest.mark.docker
 def test_quick_up_bench_prints_every_figure_beside_its_target(tmp_path: Path) -> None:
     require_docker()
-    answer = subprocess.run(
-        [sys.executable, "-m", "bench.up_bench", "--quick", "--dir", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    output = answer.stdout
-    assert answer.returncode == 0, f"bench failed:\n{output[-3000:]}\n{answer.stderr[-3000:]}"
+    output = run_quick("bench.up_bench", tmp_path)
 
     labels = Labels(QUICK)
     for label in labels.figures():

@@ -45,7 +45,7 @@ from minikube_py.registry.kinds import catalog
 from tests.support.cluster import running_cluster
 from tests.support.docker import remove_node_containers, require_docker
 from tests.support.etcd import free_port
-from tests.support.requirements import require_binary
+from tests.support.requirements import missing, require_binary
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
@@ -553,7 +553,8 @@ def _kubectl_1_30() -> Path | None:
 async def test_kubectl_before_1_31_upgrades_to_spdy(env: Env, tmp_path: Path) -> None:
     old = _kubectl_1_30()
     if old is None:
-        pytest.skip("no kubectl 1.30 beside kubectl (gcloud installs one)")
+        missing("kubectl 1.30 beside kubectl (its package installs one)")
+        return
     async with forwarding(env, tmp_path, "pod/web", ":80", kubectl=str(old)) as forward:
         status, body = await http_get(forward.local[80], "/big")
         _, listed = await http_get(forward.local[80], "/big.sha256")
