@@ -19,10 +19,6 @@ The target is the issue's: forwarded >= 0.5x direct. On a small machine the forw
 processes (client, kubectl, this server, the pod) share the CPUs that the direct path's two
 have to themselves; the load average is printed for that reason. Speed is reported, never
 judged by the exit status. ``--quick`` is a smoke run (8 MiB, 2 rounds).
-
-:func:`wire_port_forward` routes ``pods/portforward`` to a :class:`PortForward` and
-registers the cluster's Docker kubelets with it, for as long as ``handlers.py`` and
-``cluster.py`` do not (the tests use it too).
 """
 
 from __future__ import annotations
@@ -44,8 +40,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from aiohttp import web
-
 from bench.kubelet_bench import (
     Report,
     add_common_args,
@@ -54,11 +48,7 @@ from bench.kubelet_bench import (
     load,
 )
 from bench.storage_bench import disk_dir, process_cpu
-from minikube_py.apiserver.paths import ResourcePath
-from minikube_py.apiserver.portforward import PortForward
 from minikube_py.cluster import Cluster
-from minikube_py.kubelet.portforward import PortForwardService
-from minikube_py.kubelet.runtime.simulated import SimulatedRuntime
 from minikube_py.kubelet.sync import PODS
 from minikube_py.logging import configure as configure_logging
 from tests.support.cluster import running_cluster
@@ -91,27 +81,6 @@ class Settings:
 
 FULL = Settings(size=256 * 1024 * 1024, rounds=5)
 QUICK = Settings(size=8 * 1024 * 1024, rounds=2)
-
-
-def wire_port_forward(cluster: Cluster) -> PortForward:
-    """``pods/portforward`` served by a :class:`PortForward` that knows the Docker kubelets."""
-    forward: PortForward | None = getattr(cluster.server.resources, "portforward", None)
-    if forward is None:  # handlers.py does not route the subresource yet: route it here
-        forward = PortForward.for_api(cluster.server.api)
-        resources, served = cluster.server.resources, forward
-        original = resources.handle
-
-        async def handle(request: web.Request, path: ResourcePath) -> web.StreamResponse:
-            if path.subresource == "portforward":
-                return await served.handle(request, path)
-            return await original(request, path)
-
-        resources.handle = handle  # type: ignore[method-assign]
-    for kubelet in cluster.kubelets:
-        if not isinstance(kubelet.runtime, SimulatedRuntime):
-            service = PortForwardService(kubelet.runtime, kubelet.logs.pods)
-            forward.register_local(kubelet.config.node.name, service)
-    return forward
 
 
 def pod_script(size: int) -> str:
@@ -264,15 +233,16 @@ async def measure(
     for label, kubectl in kubectl_binaries():
         down: dict[str, list[float]] = {"direct": [], "forward": []}
         up: dict[str, list[float]] = {"direct": [], "forward": []}
-        cpu = Cpu()
+        cpu = {"download": Cpu(), "upload": Cpu()}
         async with kubectl_forward(kubectl, server, home, "pod/bench", 80, 9000) as forward:
-            local, cpu.kubectl = forward
+            local, pid = forward
+            cpu["download"].kubectl = cpu["upload"].kubectl = pid
             for _ in range(settings.rounds):
                 down["direct"].append(await download(ip, 80, size))
-                with cpu.measure(size):
+                with cpu["download"].measure(size):
                     down["forward"].append(await download("127.0.0.1", local[80], size))
                 up["direct"].append(await upload(ip, 9000, size))
-                with cpu.measure(size):
+                with cpu["upload"].measure(size):
                     up["forward"].append(await upload("127.0.0.1", local[9000], size))
         for way, values in (("download", down), ("upload", up)):
             forwarded, direct = (
@@ -285,9 +255,16 @@ async def measure(
                 f"{forwarded / direct:.2f}x",
                 forwarded >= 0.5 * direct,
             )
+            report.note(
+                f"CPU per MB forwarded ({way}): this server {cpu[way].server_ms():.2f} ms,"
+                f" kubectl {cpu[way].kubectl_ms():.2f} ms"
+            )
+        kubectl_ms = cpu["download"].kubectl_ms()
+        ceiling = 1000 / kubectl_ms if kubectl_ms else float("inf")
         report.note(
-            f"CPU per forwarded MB: this server {cpu.server_ms():.2f} ms,"
-            f" kubectl {cpu.kubectl_ms():.2f} ms"
+            f"kubectl alone, with a whole CPU and a server costing nothing, could download at"
+            f" most {ceiling:,.0f} MB/s = {ceiling / statistics.median(down['direct']):.2f}x"
+            " direct"
         )
 
 
@@ -296,7 +273,6 @@ async def bench(work: Path, settings: Settings, report: Report) -> None:
     (work / "docker-nodes").write_text(node + "\n")  # scripts/run-bench.sh cleans up by it
     try:
         async with running_cluster(work, simulated_nodes=0, docker_node=node) as cluster:
-            wire_port_forward(cluster)
             ip = await start_pod(cluster, node, settings.size)
             await measure(cluster, ip, settings, report, work)
     finally:

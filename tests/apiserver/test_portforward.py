@@ -34,7 +34,6 @@ import pytest
 import pytest_asyncio
 
 import minikube_py.components  # noqa: F401  (registers the scheduler and the controllers)
-from bench.portforward_bench import wire_port_forward
 from minikube_py.apiserver import spdy
 from minikube_py.apiserver.portforward import SPDY_TUNNEL_PROTOCOL, SpdyForwarder
 from minikube_py.client.interface import Selection
@@ -113,7 +112,6 @@ async def env(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
         async with running_cluster(
             tmp, simulated_nodes=0, docker_node=node, components=components
         ) as cluster:
-            wire_port_forward(cluster)
             pod = {
                 "metadata": {"name": "web", "labels": {"app": "web"}},
                 "spec": {"nodeName": node, "containers": [web_container()]},
