@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -51,14 +52,22 @@ def deep_copy(obj: Obj) -> Obj:
 
 
 def dig(obj: Any, *path: str | int) -> Any:
-    """``obj[p0][p1]...`` or None when any step is missing or of the wrong type."""
+    """``obj[p0][p1]...`` or None when any step is missing or of the wrong type.
+
+    Hot (printers, selectors and strategies call it per object), hence the plain-dict
+    fast path before the general checks.
+    """
     for step in path:
-        if isinstance(step, int):
+        if type(obj) is dict and type(step) is str:
+            obj = obj.get(step)
+        elif isinstance(step, int):
             if not isinstance(obj, list) or not -len(obj) <= step < len(obj):
                 return None
-        elif not isinstance(obj, dict):
+            obj = obj[step]
+        elif isinstance(obj, dict):
+            obj = obj.get(step)
+        else:
             return None
-        obj = obj[step] if isinstance(step, int) else obj.get(step)
     return obj
 
 
@@ -76,8 +85,13 @@ def format_micro_time(moment: float) -> str:
     return dt.datetime.fromtimestamp(moment, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(text: str) -> float:
-    """Seconds since the epoch from an RFC 3339 timestamp (Z or offset)."""
+    """Seconds since the epoch from an RFC 3339 timestamp (Z or offset).
+
+    Cached: a Table of thousands of objects parses the same few creation seconds over
+    and over.
+    """
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 

@@ -16,16 +16,18 @@ def _terminated_reason(state: Obj, prefix: str = "") -> str:
     return f"{prefix}ExitCode:{state.get('exitCode', 0)}"
 
 
-def _condition_true(obj: Obj, kind: str) -> bool:
-    conditions = dig(obj, "status", "conditions") or []
+def _condition_true(status: Obj, kind: str) -> bool:
+    conditions = status.get("conditions") or []
     return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
 
 
-def _init_reason(obj: Obj) -> tuple[str | None, int]:
+def _init_reason(spec: Obj, status: Obj) -> tuple[str | None, int]:
     """The Init:... status while init containers run, and their restarts."""
     restarts = 0
-    statuses = dig(obj, "status", "initContainerStatuses") or []
-    total = len(dig(obj, "spec", "initContainers") or [])
+    statuses = status.get("initContainerStatuses")
+    if not statuses:
+        return None, 0
+    total = len(spec.get("initContainers") or [])
     for index, status in enumerate(statuses):
         restarts += int(status.get("restartCount") or 0)
         state = status.get("state") or {}
@@ -45,12 +47,13 @@ def _init_reason(obj: Obj) -> tuple[str | None, int]:
 def pod_columns(obj: Obj, now: float) -> tuple[str, str, str]:
     """(READY, STATUS, RESTARTS) exactly as kubectl's pod printer derives them."""
     status = obj.get("status") or {}
-    total = len(dig(obj, "spec", "containers") or [])
+    spec = obj.get("spec") or {}
+    total = len(spec.get("containers") or [])
     reason = str(status.get("reason") or status.get("phase") or "")
-    init, restarts = _init_reason(obj)
+    init, restarts = _init_reason(spec, status)
     ready = 0
     last_restart: str | None = None
-    if init is not None and not _condition_true(obj, "Initialized"):
+    if init is not None and not _condition_true(status, "Initialized"):
         reason = init
     else:
         restarts, has_running = 0, False
@@ -69,8 +72,8 @@ def pod_columns(obj: Obj, now: float) -> tuple[str, str, str]:
                 has_running = True
                 ready += 1
         if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(obj, "Ready") else "NotReady"
-    if dig(obj, "metadata", "deletionTimestamp"):
+            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
+    if (obj.get("metadata") or {}).get("deletionTimestamp"):
         reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
     shown = str(restarts)
     if restarts and last_restart:
@@ -82,14 +85,16 @@ def readiness_gates(obj: Obj) -> str:
     gates = dig(obj, "spec", "readinessGates") or []
     if not gates:
         return "<none>"
-    met = sum(1 for g in gates if _condition_true(obj, g.get("conditionType", "")))
+    status = obj.get("status") or {}
+    met = sum(1 for g in gates if _condition_true(status, g.get("conditionType", "")))
     return f"{met}/{len(gates)}"
 
 
 def wide_cells(obj: Obj) -> list[Any]:
+    status, spec = obj.get("status") or {}, obj.get("spec") or {}
     return [
-        dig(obj, "status", "podIP") or "<none>",
-        dig(obj, "spec", "nodeName") or "<none>",
-        dig(obj, "status", "nominatedNodeName") or "<none>",
-        readiness_gates(obj),
+        status.get("podIP") or "<none>",
+        spec.get("nodeName") or "<none>",
+        status.get("nominatedNodeName") or "<none>",
+        readiness_gates(obj) if spec.get("readinessGates") else "<none>",
     ]
