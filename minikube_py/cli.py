@@ -76,7 +76,20 @@ def _add_up_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-update-kubeconfig", action="store_true")
 
 
-def _parser() -> argparse.ArgumentParser:
+MANAGE = {
+    "status": "say whether a cluster is up",
+    "down": "stop a running cluster and remove its containers",
+    "kubeconfig": "print the cluster's kubeconfig",
+}
+"""Commands about a cluster that ``up`` runs (minikube_py.manage)."""
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; the scheduler's and controller-manager's flags only when
+    ``argv`` may name them (their modules cost most of a second to import, which
+    ``version``, ``status`` and ``up`` should not pay)."""
+    words = set(sys.argv[1:] if argv is None else argv)
+    everything = not words & {*COMMANDS, *MANAGE, "version"} or bool(words & {"-h", "--help"})
     parser = argparse.ArgumentParser(
         prog="minikube-py", description="A whole Kubernetes cluster in one Python process."
     )
@@ -87,17 +100,17 @@ def _parser() -> argparse.ArgumentParser:
     _add_apiserver_flags(commands.add_parser("apiserver", help="run the API server"))
     _add_kubelet_flags(commands.add_parser("kubelet", help="run a kubelet for this machine"))
     _add_up_flags(commands.add_parser("up", help="run the whole cluster in this process"))
-    from minikube_py.scheduler import standalone as scheduler
+    scheduler_parser = commands.add_parser("scheduler", help="run the scheduler")
+    if everything or "scheduler" in words:
+        from minikube_py.scheduler import standalone as scheduler
 
-    scheduler.add_flags(commands.add_parser("scheduler", help="run the scheduler"))
-    from minikube_py.controllers import standalone as controllers
+        scheduler.add_flags(scheduler_parser)
+    controllers_parser = commands.add_parser("controller-manager", help="run the controllers")
+    if everything or "controller-manager" in words:
+        from minikube_py.controllers import standalone as controllers
 
-    controllers.add_flags(commands.add_parser("controller-manager", help="run the controllers"))
-    for name, text in (
-        ("status", "say whether a cluster is up"),
-        ("down", "stop a running cluster and remove its containers"),
-        ("kubeconfig", "print the cluster's kubeconfig"),
-    ):
+        controllers.add_flags(controllers_parser)
+    for name, text in MANAGE.items():
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--data-dir", type=Path, default=None)
         if name == "down":
@@ -124,13 +137,13 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     mlogging.configure(fmt=args.log_format, level=args.log_level)
     if args.command == "version":
         print(f"minikube-py {__version__}")
         return 0
-    if args.command in ("status", "down", "kubeconfig"):
+    if args.command in MANAGE:
         from minikube_py import manage
 
         return manage.main(args)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from minikube_py import __version__
+
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -19,6 +21,26 @@ def test_version() -> None:
     result = run("version")
     assert result.returncode == 0
     assert result.stdout.startswith("minikube-py ")
+
+
+def test_version_skips_the_component_modules() -> None:
+    """Cheap commands do not import the scheduler and controllers (most of a second)."""
+    probe = (
+        "import sys; from minikube_py import cli; cli.main(['version']);"
+        " heavy = [m for m in sys.modules if m.startswith(('minikube_py.scheduler',"
+        " 'minikube_py.controllers'))]; print(heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"minikube-py {__version__}", "[]"]
+
+
+def test_component_flags_in_help() -> None:
+    assert "--percentage-of-nodes-to-score" in run("scheduler", "--help").stdout
+    assert "--node-monitor-grace-period" in run("controller-manager", "--help").stdout
+    assert "controller-manager" in run("--help").stdout
 
 
 def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
