@@ -6,11 +6,11 @@ they start in.
 
 from __future__ import annotations
 
-from minikube_py.controllers import workloads_component
+from minikube_py.controllers import core_component, workloads_component
 from minikube_py.scheduler import component as scheduler_component
 
 ALL: tuple[str, ...] = (
     scheduler_component.NAME,
     workloads_component.NAME,
-    "core-controllers",
+    core_component.NAME,
 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minikube_py import components, kubeconfig
-from minikube_py.cluster import COMPONENTS, Cluster, ClusterConfig
+from minikube_py.cluster import Cluster, ClusterConfig
 from minikube_py.config import APIServerConfig, StoreConfig
 from minikube_py.kubelet.runtime.interface import ContainerRuntime, RuntimeUnavailable
 from minikube_py.storage.factory import open_store
@@ -163,7 +163,7 @@ async def run(config: UpConfig) -> None:
         simulated_nodes=config.simulated_nodes,
         kubelet_root=config.data_dir / "kubelet",
         pod_manifest_path=config.pod_manifest_path,
-        components=tuple(name for name in components.ALL if name in COMPONENTS),
+        components=components.ALL,
     )
     cluster = Cluster(store, cluster_config)
     try:

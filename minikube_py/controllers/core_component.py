@@ -45,6 +45,8 @@ from minikube_py.controllers.serviceaccount import ServiceAccountController
 if TYPE_CHECKING:
     from minikube_py.cluster import Cluster
 
+NAME = "core-controllers"
+
 Factory = Callable[[Client, SharedInformers, EventRecorder], Controller]
 
 
@@ -130,4 +132,4 @@ async def run_core_controllers(cluster: Cluster) -> None:
     await run_controllers(cluster.client, cluster.informers, core_controllers(settings, apiserver))
 
 
-COMPONENTS["core-controllers"] = run_core_controllers
+COMPONENTS[NAME] = run_core_controllers
