@@ -212,6 +212,26 @@ def _pairs(raw: bytes) -> Any:
         return None
 
 
+class _Duplicate(Exception):
+    """Raised from inside the decoder to stop at the first repeated key."""
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> None:
+    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        raise _Duplicate
+
+
+def _has_duplicates(raw: bytes) -> bool:
+    """Whether any object in ``raw`` repeats a key (cheaper than decoding into pairs)."""
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except _Duplicate:
+        return True
+    except (ValueError, RecursionError):
+        return False  # as _pairs: what the decoder rejects is not this check's to report
+    return False
+
+
 def _scan(node: _Node, value: Any, path: Path, report: _Report) -> None:
     """Walk the raw document (pairs) as the strict decoder does, in document order."""
     if type(node) is _List:
@@ -323,6 +343,8 @@ def check_fields(
         return obj, []
     if patch is not None:
         problems = _patch_problems(found, patch, patch_type)
+    elif raw is not None and not found and not _has_duplicates(raw):
+        problems = []  # the usual body: nothing to report, no need to walk it in order
     elif raw is not None and (document := _pairs(raw)) is not None:
         report = _Report()
         _scan(root, document, (), report)
