@@ -4,6 +4,10 @@ Pods come from an informer on ``spec.nodeName=<node>``; a PLEG-like relist of th
 runtime every second notices containers that changed on their own (exits, crashes)
 and containers of pods the API no longer has (orphans, removed). Each pod uid is a key
 in one work queue, so a pod is never synced twice at once.
+
+While the runtime is down, syncs fail and back off (nothing is decided from a runtime
+that does not answer); when it is back, the node agent says so and every pod is synced
+at once, instead of whenever its back-off would have ended.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class Kubelet:
         self.client = client
         self.runtime = runtime
         self.config = config
-        self.node = NodeAgent(client, runtime, config.node)
+        self.node = NodeAgent(client, runtime, config.node, on_runtime_up=self._runtime_back)
         self.queue = WorkQueue()
         self.pods = Informer(
             client, PODS, Selection(field_selector=f"spec.nodeName={config.node.name}")
@@ -116,6 +120,10 @@ class Kubelet:
         await self.runtime.stop_container(container_id, grace)
         self.syncer.probe_killed.add(container_id)
         self.queue.add(uid)
+
+    def _runtime_back(self) -> None:
+        for uid in (*self.by_uid, *self.static.source.pods, *self.static.source.terminating):
+            self.queue.add(uid)
 
     def _pod_changed(self, kind: str, pod: Obj, previous: Obj | None) -> None:
         if is_mirror(pod):  # the API's view of a static pod: never run, kept in step
@@ -184,10 +192,12 @@ class Kubelet:
             else self.config.resync_interval
         )
 
-    @staticmethod
-    def _failed(uid: str, exc: Exception) -> None:
+    def _failed(self, uid: str, exc: Exception) -> None:
         if isinstance(exc, errors.Conflict):  # a status write raced another writer: retried
             log.debug("pod status conflict", uid=uid)
+            return
+        if isinstance(exc, RuntimeUnavailable) and self.node.runtime_failing:
+            log.debug("pod sync waits for the runtime", uid=uid)  # the node logged the outage
             return
         log.warning("pod sync failed", uid=uid, error=f"{type(exc).__name__}: {exc}")
 

@@ -1,8 +1,9 @@
 """The Node object: what this machine offers, its health, and its Lease heartbeat.
 
 Capacity comes from the real machine; conditions say Ready only while the runtime
-answers. Status is written when it changes and at least every minute, and the Lease in
-``kube-node-lease`` is renewed every 10 s, as the kubelet does.
+answers (with the kubelet's grace for a daemon that is busy for a moment). Status is
+written when it changes and at least every minute, and the Lease in ``kube-node-lease``
+is renewed every 10 s, as the kubelet does.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ NODES = _CATALOG.by_kind("", "Node").info  # type: ignore[union-attr]
 LEASES = _CATALOG.by_kind("coordination.k8s.io", "Lease").info  # type: ignore[union-attr]
 KUBELET_VERSION = "v1.32.0"
 LEASE_SECONDS = 40
+MAX_WAIT_FOR_CONTAINER_RUNTIME = 30.0
+"""Seconds without a passing runtime check before the node says the runtime is down."""
+VERSION_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class NodeConfig:
     lease_interval: float = 10.0
     root_dir: Path = Path("/var/lib/minikube-py")
     kubelet_port: int = 10250
+    runtime_grace: float = MAX_WAIT_FOR_CONTAINER_RUNTIME
 
 
 def _read(path: str) -> str:
@@ -115,9 +120,44 @@ def _condition(kind: str, ok: bool, reason: str, message: str, now: str, old: Ob
     }
 
 
-def conditions(runtime_error: str | None, now: str, previous: list[Obj]) -> list[Obj]:
+@dataclass
+class RuntimeHealth:
+    """Whether the node may say Ready, from the runtime checks so far.
+
+    As the kubelet's runtime state: until a check has passed the runtime is not known to
+    be up; after that it counts as down only once no check has passed for ``grace``
+    seconds, so a daemon that is slow for a moment does not flap the node (and start the
+    eviction clock of every pod on it). The messages are the kubelet's, with the cause.
+    """
+
+    grace: float
+    clock: Callable[[], float] = time.time
+    last_ok: float | None = None
+    cause: str = ""
+    """Why the last check failed; empty when it passed."""
+
+    def observe(self, error: str | None) -> None:
+        if error is None:
+            self.last_ok = self.clock()
+        self.cause = error or ""
+
+    def not_ready(self) -> str | None:
+        """The Ready condition's message while the runtime is not up; None when it is."""
+        if self.last_ok is None:
+            return _because("container runtime status check may not have completed yet", self)
+        if not self.cause or self.clock() - self.last_ok < self.grace:
+            return None
+        return _because("container runtime is down", self)
+
+
+def _because(message: str, health: RuntimeHealth) -> str:
+    return f"{message}: {health.cause}" if health.cause else message
+
+
+def conditions(not_ready: str | None, now: str, previous: list[Obj]) -> list[Obj]:
+    """The node's conditions; ``not_ready`` is why it is not Ready (None: it is)."""
     old = {c.get("type"): c for c in previous}
-    ready = runtime_error is None
+    ready = not_ready is None
     return [
         _condition(
             "MemoryPressure",
@@ -147,9 +187,7 @@ def conditions(runtime_error: str | None, now: str, previous: list[Obj]) -> list
             "Ready",
             ready,
             "KubeletReady" if ready else "KubeletNotReady",
-            "kubelet is posting ready status"
-            if ready
-            else f"container runtime is down: {runtime_error}",
+            not_ready or "kubelet is posting ready status",
             now,
             old.get("Ready"),
         ),
@@ -164,6 +202,7 @@ class NodeAgent:
         config: NodeConfig,
         *,
         clock: Callable[[], float] = time.time,
+        on_runtime_up: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.runtime = runtime
@@ -172,10 +211,19 @@ class NodeAgent:
         self.ip = host_ip()
         self.registered = asyncio.Event()
         self.ready = asyncio.Event()
+        self.health = RuntimeHealth(config.runtime_grace, clock)
+        self._on_runtime_up = on_runtime_up
+        """Called when the runtime is up again after being down (not at the first check)."""
+        self._runtime_up: bool | None = None  # as the node last reported it
         self._runtime_version = "docker://unknown"
         self._last_write = 0.0
 
-    def _node(self, runtime_error: str | None) -> Obj:
+    @property
+    def runtime_failing(self) -> bool:
+        """The last runtime check failed (the outage is logged here, once)."""
+        return bool(self.health.cause)
+
+    def _node(self, not_ready: str | None) -> Obj:
         name = self.config.name
         labels = {
             "kubernetes.io/hostname": name,
@@ -197,16 +245,16 @@ class NodeAgent:
                 "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
             },
             "spec": spec,
-            "status": self._status(runtime_error, []),
+            "status": self._status(not_ready, []),
         }
 
-    def _status(self, runtime_error: str | None, previous: list[Obj]) -> Obj:
+    def _status(self, not_ready: str | None, previous: list[Obj]) -> Obj:
         now = format_time(self.clock())
         total = capacity(self.config)
         return {
             "capacity": total,
             "allocatable": dict(total),
-            "conditions": conditions(runtime_error, now, previous),
+            "conditions": conditions(not_ready, now, previous),
             "addresses": [
                 {"type": "InternalIP", "address": self.ip},
                 {"type": "Hostname", "address": self.config.name},
@@ -227,9 +275,7 @@ class NodeAgent:
         }
 
     async def register(self) -> None:
-        with contextlib.suppress(RuntimeUnavailable):
-            self._runtime_version = await self.runtime.version()
-        wanted = self._node(await self._runtime_error())
+        wanted = self._node(await self.check_runtime())
         try:
             await self.client.create(NODES, "", wanted)
             log.info("node registered", node=self.config.name)
@@ -248,10 +294,10 @@ class NodeAgent:
         """Write status on change, and at least every minute (lastHeartbeatTime)."""
         last_ready: bool | None = None
         while True:
-            error = await self._runtime_error()
+            not_ready = await self.check_runtime()
             try:
-                await self._write_status(error, force=(error is None) != last_ready)
-                last_ready = error is None
+                await self._write_status(not_ready, force=(not_ready is None) != last_ready)
+                last_ready = not_ready is None
                 if last_ready:
                     self.ready.set()
                 else:
@@ -260,24 +306,47 @@ class NodeAgent:
                 log.warning("node status update failed", error=str(exc))
             await asyncio.sleep(self.config.status_interval)
 
-    async def _runtime_error(self) -> str | None:
+    async def check_runtime(self) -> str | None:
+        """Ping the runtime and act on a change; why the node is not Ready, or None."""
         try:
             await self.runtime.ping()
         except RuntimeUnavailable as exc:
-            return str(exc)
-        return None
+            if not self.runtime_failing:
+                log.warning("container runtime does not answer", error=str(exc))
+            self.health.observe(str(exc))
+        else:
+            self.health.observe(None)
+        not_ready = self.health.not_ready()
+        up = not_ready is None
+        if up != self._runtime_up:
+            await self._runtime_changed(up, not_ready)
+        return not_ready
 
-    async def _write_status(self, runtime_error: str | None, *, force: bool) -> None:
+    async def _runtime_changed(self, up: bool, not_ready: str | None) -> None:
+        was_down = self._runtime_up is False
+        self._runtime_up = up
+        if not up:
+            log.warning("node not ready", node=self.config.name, reason=not_ready)
+            return
+        with contextlib.suppress(RuntimeUnavailable, TimeoutError):  # maybe a new version
+            async with asyncio.timeout(VERSION_TIMEOUT):  # a hang here must not stop status
+                self._runtime_version = await self.runtime.version()
+        if was_down:
+            log.info("container runtime is back", node=self.config.name)
+            if self._on_runtime_up is not None:
+                self._on_runtime_up()
+
+    async def _write_status(self, not_ready: str | None, *, force: bool) -> None:
         """Write on change, every minute, and whenever the stored Ready differs from ours
         (the node controller may have set it Unknown while we were away)."""
         now = self.clock()
         node = await self.client.get(NODES, "", self.config.name)
         previous = (node.get("status") or {}).get("conditions") or []
         stored = next((c.get("status") for c in previous if c.get("type") == "Ready"), None)
-        wanted = "True" if runtime_error is None else "False"
+        wanted = "True" if not_ready is None else "False"
         if not force and stored == wanted and now - self._last_write < 60:
             return
-        node["status"] = self._status(runtime_error, previous)
+        node["status"] = self._status(not_ready, previous)
         await self.client.update(NODES, "", node, subresource="status")
         self._last_write = now
 
