@@ -139,6 +139,19 @@ def mounts(container: Obj, volumes: Mapping[str, HostVolume]) -> tuple[Mount, ..
     return tuple(found)
 
 
+ETC_HOSTS = "/etc/hosts"
+
+
+def hosts_mount(container: Obj, hosts_file: str) -> tuple[Mount, ...]:
+    """The pod's managed hosts file over ``/etc/hosts``, unless the container mounts its
+    own there (as the kubelet leaves it then); writable, as the kubelet mounts it."""
+    if not hosts_file or any(
+        m.get("mountPath") == ETC_HOSTS for m in container.get("volumeMounts") or []
+    ):
+        return ()
+    return (Mount(host_path=hosts_file, container_path=ETC_HOSTS),)
+
+
 def _security(pod: Obj, container: Obj) -> SecurityContext:
     pod_ctx = dig(pod, "spec", "securityContext") or {}
     ctx = container.get("securityContext") or {}
@@ -154,8 +167,15 @@ def _security(pod: Obj, container: Obj) -> SecurityContext:
 
 
 async def container_config(
-    pod: Obj, container: Obj, attempt: int, volumes: Mapping[str, HostVolume], fetch: Fetch
+    pod: Obj,
+    container: Obj,
+    attempt: int,
+    volumes: Mapping[str, HostVolume],
+    fetch: Fetch,
+    *,
+    hosts_file: str = "",
 ) -> ContainerConfig:
+    """``hosts_file``: the pod's managed hosts file on the host ("": Docker's own stays)."""
     meta = pod["metadata"]
     ref = PodRef(str(meta["uid"]), str(meta["name"]), str(meta.get("namespace", "")))
     env = await environment(pod, container, fetch)
@@ -172,7 +192,7 @@ async def container_config(
         args=tuple(expand(str(a), env_map) for a in container.get("args") or []),
         env=tuple(env),
         working_dir=str(container.get("workingDir") or ""),
-        mounts=mounts(container, volumes),
+        mounts=(*mounts(container, volumes), *hosts_mount(container, hosts_file)),
         stdin=bool(container.get("stdin")),
         stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),

@@ -28,13 +28,14 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerState,
     ContainerStatus,
     ImagePullError,
+    ImageResult,
     PodRef,
     PortMapping,
     SandboxConfig,
     SandboxStatus,
 )
 from minikube_py.kubelet.static import MirrorPods, is_static
-from minikube_py.kubelet.volumes import VolumeError
+from minikube_py.kubelet.volumes import MountFailed, VolumeError
 from minikube_py.meta.objects import Obj, dig
 from minikube_py.registry.kinds import catalog
 
@@ -50,6 +51,34 @@ KINDS = {
 
 BACKOFF_RESET = 600.0
 """A container that ran this long before exiting restarts without back-off (10 minutes)."""
+SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
+
+
+def go_duration(seconds: float) -> str:
+    """Go's ``time.Duration.String`` cut to milliseconds, as the kubelet's messages show
+    durations: ``523ms``, ``1.234s``, ``1m20s``, ``5m0s``."""
+    millis = int(seconds * 1000)
+    if millis < 1000:
+        return f"{millis}ms" if millis > 0 else "0s"
+    minutes, millis = divmod(millis, 60_000)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{millis // 1000}.{millis % 1000:03d}".rstrip("0").rstrip(".") + "s"
+    if minutes or hours:
+        text = f"{minutes}m{text}"
+    return f"{hours}h{text}" if hours else text
+
+
+def field_path(pod: Obj, name: str) -> str:
+    """The events' ``involvedObject.fieldPath`` for container ``name`` of ``pod``."""
+    inits = {str(c.get("name")) for c in dig(pod, "spec", "initContainers") or []}
+    key = "initContainers" if name in inits else "containers"
+    return f"spec.{key}{{{name}}}"
+
+
+def pod_label(pod: Obj) -> str:
+    """``name_namespace(uid)``: how the kubelet names a pod in its messages."""
+    meta = pod["metadata"]
+    return f"{meta['name']}_{meta.get('namespace')}({meta['uid']})"
 
 
 @dataclass
@@ -98,6 +127,17 @@ def pod_ref(pod: Obj) -> PodRef:
     return PodRef(str(meta["uid"]), str(meta["name"]), str(meta.get("namespace", "")))
 
 
+@dataclass(frozen=True)
+class PodSetup:
+    """What a pod's containers are created with, made ready once per sync."""
+
+    sandbox: SandboxStatus
+    host_volumes: dict[str, volumes.HostVolume]
+    fetch: volumes.Fetch
+    hosts_file: str
+    """The managed ``/etc/hosts`` on the host; "" while the pod has no IP (not mounted)."""
+
+
 class PodSyncer:
     def __init__(
         self,
@@ -111,6 +151,7 @@ class PodSyncer:
         probes: ProbeManager | None = None,
         events: EventRecorder | None = None,
         mirrors: MirrorPods | None = None,
+        node_hosts: Path = volumes.NODE_HOSTS,
     ) -> None:
         self.runtime = runtime
         self.client = client
@@ -125,6 +166,10 @@ class PodSyncer:
         """Where a static pod's status goes (its mirror pod), instead of the API pod."""
         self.probe_killed: set[str] = set()
         """Containers a failed liveness probe stopped: they restart whatever the policy."""
+        self.pull_errors: dict[tuple[str, str], str] = {}
+        """The last failed pull per back-off key, told again while backing off."""
+        self.node_hosts = node_hosts
+        """The node's hosts file, copied for host-network pods."""
 
     # -- tear down --
 
@@ -146,6 +191,8 @@ class PodSyncer:
             await self.runtime.remove_sandbox(sandbox.id)
         volumes.cleanup(self.root_dir, uid)
         self.backoff.forget_pod(uid)
+        for key in [k for k in self.pull_errors if k[0] == uid]:
+            del self.pull_errors[key]
         self.started.pop(uid, None)
 
     # -- the sync --
@@ -252,12 +299,14 @@ class PodSyncer:
         fetch = await self._fetch(str(pod["metadata"].get("namespace", "")))
         try:
             host_volumes = await volumes.prepare(self.root_dir, pod, fetch)
-        except VolumeError as exc:
-            for container in dig(pod, "spec", "containers") or []:
-                waiting[str(container["name"])] = ("ContainerCreating", str(exc))
+        except MountFailed as exc:
+            for failure in exc.failures:
+                message = f'MountVolume.SetUp failed for volume "{failure.volume}" : {failure}'
+                self._event(pod, "Warning", "FailedMount", message)
             return 2.0
         sandbox = await self._ensure_sandbox(pod)
         self.started.setdefault(uid, self.clock())
+        setup = PodSetup(sandbox, host_volumes, fetch, self._hosts_file(pod, sandbox))
         containers = await self.runtime.containers(uid)
         current = [c for c in containers if c.attempt >= 0]
         latest, _ = newest(current)
@@ -271,18 +320,26 @@ class PodSyncer:
                 and status.exit_code == 0
             ):
                 continue
-            return await self._advance(
-                pod, init, status, sandbox, host_volumes, policy, waiting, fetch
-            )
+            return await self._advance(pod, init, status, setup, policy, waiting)
         delays = []
         for container in spec.get("containers") or []:
             status = latest.get(str(container["name"]))
-            delay = await self._advance(
-                pod, container, status, sandbox, host_volumes, policy, waiting, fetch
-            )
+            delay = await self._advance(pod, container, status, setup, policy, waiting)
             if delay is not None:
                 delays.append(delay)
         return min(delays) if delays else None
+
+    def _hosts_file(self, pod: Obj, sandbox: SandboxStatus) -> str:
+        """Write the pod's managed hosts file once its IP is known; its path ("" if not).
+
+        Rewritten on every sync as the kubelet rewrites it at every container start (it
+        only changes on disk when its content does).
+        """
+        host_network = bool(dig(pod, "spec", "hostNetwork"))
+        if not host_network and not sandbox.ip:
+            return ""
+        ips = [self.host_ip] if host_network else [sandbox.ip]
+        return str(volumes.write_hosts_file(self.root_dir, pod, ips, node_hosts=self.node_hosts))
 
     async def _ensure_sandbox(self, pod: Obj) -> SandboxStatus:
         ref = pod_ref(pod)
@@ -291,6 +348,7 @@ class PodSyncer:
             return sandboxes[-1]
         attempt = sandboxes[-1].attempt + 1 if sandboxes else 0
         if sandboxes:  # a dead sandbox takes its containers with it
+            self._event(pod, "Normal", "SandboxChanged", SANDBOX_CHANGED)
             await self.teardown_containers(ref.uid)
             for old in sandboxes:
                 await self.runtime.remove_sandbox(old.id)
@@ -306,10 +364,13 @@ class PodSyncer:
             for p in c.get("ports") or []
             if p.get("hostPort")
         )
+        hostname, domain = volumes.pod_hostname(pod)
+        if spec.get("setHostnameAsFQDN") and domain:
+            hostname = f"{hostname}.{domain}"
         config = SandboxConfig(
             pod=ref,
             attempt=attempt,
-            hostname=str(spec.get("hostname") or ref.name)[:63],
+            hostname=hostname,
             host_network=bool(spec.get("hostNetwork")),
             ports=ports,
         )
@@ -327,7 +388,7 @@ class PodSyncer:
                 "Normal",
                 "Killing",
                 f"Stopping container {status.name}",
-                f"spec.containers{{{status.name}}}",
+                field_path(pod, status.name),
             )
         await self.runtime.stop_container(status.id, max(grace - (self.clock() - started), 0.0))
 
@@ -341,11 +402,9 @@ class PodSyncer:
         pod: Obj,
         container: Obj,
         status: ContainerStatus | None,
-        sandbox: SandboxStatus,
-        host_volumes: dict[str, volumes.HostVolume],
+        setup: PodSetup,
         policy: str,
         waiting: dict[str, tuple[str, str]],
-        fetch: volumes.Fetch,
     ) -> float | None:
         """One container's next step; returns when to look again, if not on an event."""
         name = str(container["name"])
@@ -362,23 +421,19 @@ class PodSyncer:
             return None
         now = self.clock()
         key = (uid, name)
+        field = field_path(pod, name)
         if status is not None:
             if status.finished_at - status.started_at >= BACKOFF_RESET:
                 self.backoff.entries.pop(key, None)  # it ran long enough to start afresh
             blocked = self.backoff.blocked_for(key, now)
             if blocked > 0:
-                self._event(
-                    pod,
-                    "Warning",
-                    "BackOff",
-                    "Back-off restarting failed container " + name,
-                    f"spec.containers{{{name}}}",
-                )
-                pod_name = f"{pod['metadata']['name']}_{pod['metadata'].get('namespace')}({uid})"
-                delay = int(self.backoff.entries[key][1])
+                label = pod_label(pod)
+                message = f"Back-off restarting failed container {name} in pod {label}"
+                self._event(pod, "Warning", "BackOff", message, field)
+                delay = go_duration(self.backoff.entries[key][1])
                 waiting[name] = (
                     "CrashLoopBackOff",
-                    f"back-off {delay}s restarting failed container={name} pod={pod_name}",
+                    f"back-off {delay} restarting failed container={name} pod={label}",
                 )
                 return blocked
         attempt = status.attempt + 1 if status is not None else 0
@@ -386,14 +441,21 @@ class PodSyncer:
         if pulled is not None:
             return pulled
         try:
-            config = await container_config(pod, container, attempt, host_volumes, fetch)
+            config = await container_config(
+                pod,
+                container,
+                attempt,
+                setup.host_volumes,
+                setup.fetch,
+                hosts_file=setup.hosts_file,
+            )
         except VolumeError as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
+            self._event(pod, "Warning", "Failed", f"Error: {exc}", field)
             return 2.0
-        message = lifecycle.message_mount(self.root_dir, uid, container, attempt)
-        config = dataclasses.replace(config, mounts=(*config.mounts, message))
-        field = f"spec.containers{{{name}}}"
-        container_id = await self.runtime.create_container(sandbox.id, config)
+        termination = lifecycle.message_mount(self.root_dir, uid, container, attempt)
+        config = dataclasses.replace(config, mounts=(*config.mounts, termination))
+        container_id = await self.runtime.create_container(setup.sandbox.id, config)
         self._event(pod, "Normal", "Created", f"Created container {name}", field)
         await self.runtime.start_container(container_id)
         self._event(pod, "Normal", "Started", f"Started container {name}", field)
@@ -409,30 +471,63 @@ class PodSyncer:
         """Make the image present; on failure the waiting reason and when to try again.
 
         As the kubelet: ErrImagePull on a failed pull, ImagePullBackOff while waiting to
-        retry (10 s doubling to 5 min), ErrImageNeverPull for a missing image with policy Never.
+        retry (10 s doubling to 5 min), ErrImageNeverPull for a missing image with policy
+        Never; each with its events, and ``Error: <reason>`` as the kubelet's ``Failed``.
         """
         name, image = str(container["name"]), str(container.get("image", ""))
         policy = str(container.get("imagePullPolicy", "IfNotPresent"))
         key = (str(pod["metadata"]["uid"]), f"{name}/pull")
-        field = f"spec.containers{{{name}}}"
+        field = field_path(pod, name)
         blocked = self.backoff.blocked_for(key, now)
         if blocked > 0:
-            waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{image}"')
-            self._event(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', field)
+            message = f'Back-off pulling image "{image}"'
+            self._event(pod, "Normal", "BackOff", message, field)
+            self._event(pod, "Warning", "Failed", "Error: ImagePullBackOff", field)
+            last = self.pull_errors.get(key)
+            waiting[name] = ("ImagePullBackOff", f"{message}: {last}" if last else message)
             return blocked
+        began: list[float] = []
+
+        def pulling() -> None:
+            began.append(time.monotonic())
+            self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"', field)
+
         try:
-            await self.runtime.ensure_image(image, policy)
+            result = await self.runtime.ensure_image(image, policy, on_pull=pulling)
         except ImagePullError as exc:
             if policy == "Never":
-                waiting[name] = ("ErrImageNeverPull", str(exc))
                 self._event(pod, "Warning", "ErrImageNeverPull", str(exc), field)
+                self._event(pod, "Warning", "Failed", "Error: ErrImageNeverPull", field)
+                waiting[name] = ("ErrImageNeverPull", exc.detail)
                 return 10.0
-            waiting[name] = ("ErrImagePull", str(exc))
-            self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {exc}', field)
+            failed = f'Failed to pull image "{image}": {exc.detail}'
+            self._event(pod, "Warning", "Failed", failed, field)
+            self._event(pod, "Warning", "Failed", "Error: ErrImagePull", field)
+            waiting[name] = ("ErrImagePull", exc.detail)
+            self.pull_errors[key] = f"ErrImagePull: {exc.detail}"
             self.backoff.hit(key, now)
             return self.backoff.blocked_for(key, now)
         self.backoff.entries.pop(key, None)
+        self.pull_errors.pop(key, None)
+        waited = time.monotonic() - began[0] if began else result.pull_seconds
+        self._pulled(pod, image, result, waited, field)
         return None
+
+    def _pulled(self, pod: Obj, image: str, result: ImageResult, waited: float, field: str) -> None:
+        """The kubelet's ``Pulled``: how long and how big, or that no pull was needed."""
+        if result.pulled:
+            took = go_duration(result.pull_seconds)
+            message = (
+                f'Successfully pulled image "{image}" in {took} ({go_duration(waited)}'
+                f" including waiting). Image size: {result.size} bytes."
+            )
+            self._event(pod, "Normal", "Pulled", message, field)
+            return
+        if result.pull_error:  # Always, but only a local copy: say the pull failed
+            failed = f'Failed to pull image "{image}": {result.pull_error}'
+            self._event(pod, "Warning", "Failed", failed, field)
+        message = f'Container image "{image}" already present on machine'
+        self._event(pod, "Normal", "Pulled", message, field)
 
     def _event(self, pod: Obj, kind: str, reason: str, message: str, field: str = "") -> None:
         if self.events is not None:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from minikube_py.kubelet.runtime.interface import NODE_NAME
+from tests.support.docker import require_docker
+from tests.support.etcd import free_port
 from tests.support.requirements import missing, require_binary
 
 PAUSE = "registry.k8s.io/pause:3.10"
@@ -60,3 +66,39 @@ def docker() -> DockerCLI:
         if found.returncode != 0:
             missing(f"the image {image} (scripts/images.sh makes it)")
     return DockerCLI(binary)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[str]:
+    """A registry on a free loopback port holding ``demo/busybox:v1`` (pushed by Docker,
+    then removed locally, so using it means pulling it)."""
+    require_docker()
+    binary = require_binary("docker-registry")
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'blobs'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(tmp_path / "registry.log", "w") as log:
+        process = subprocess.Popen(
+            [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{address}/v2/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("registry did not start") from None
+                time.sleep(0.1)
+        image = f"{address}/demo/busybox:v1"
+        for args in (["tag", BUSYBOX, image], ["push", image], ["rmi", image]):
+            subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(10)

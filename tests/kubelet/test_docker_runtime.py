@@ -26,6 +26,7 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerState,
     ContainerStatus,
     ImagePullError,
+    ImageResult,
     Mount,
     PodRef,
     PortMapping,
@@ -431,11 +432,21 @@ async def test_exec(runtime: DockerRuntime) -> None:
 
 
 async def test_ensure_image_policies(runtime: DockerRuntime, docker: DockerCLI) -> None:
-    local = (await docker.inspect(BUSYBOX))["Id"]
-    assert await runtime.ensure_image(BUSYBOX, "Never") == local
-    assert await runtime.ensure_image(BUSYBOX, "IfNotPresent") == local
-    # no registry here: the pull fails and Always falls back to the local image
-    assert (await runtime.ensure_image(BUSYBOX, "Always")).startswith("sha256:")
+    info = await docker.inspect(BUSYBOX)
+    local = ImageResult(id=info["Id"], size=info["Size"])
+    pulls: list[str] = []
+
+    def pulling() -> None:
+        pulls.append("pull")
+
+    assert await runtime.ensure_image(BUSYBOX, "Never", on_pull=pulling) == local
+    assert await runtime.ensure_image(BUSYBOX, "IfNotPresent", on_pull=pulling) == local
+    assert pulls == []  # present: no pull
+    # no registry here: the pull fails and Always falls back to the local image, saying why
+    fallback = await runtime.ensure_image(BUSYBOX, "Always", on_pull=pulling)
+    assert pulls == ["pull"]
+    assert (fallback.id, fallback.pulled) == (local.id, False)
+    assert fallback.pull_error
     never = f'Container image "{MISSING_IMAGE}" is not present with pull policy of Never'
     with pytest.raises(ImagePullError, match=re.escape(never)):
         await runtime.ensure_image(MISSING_IMAGE, "Never")

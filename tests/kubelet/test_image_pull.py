@@ -3,11 +3,8 @@ with each pull policy and the waiting reasons the kubelet reports."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +13,8 @@ import pytest
 from minikube_py.cluster import Cluster
 from minikube_py.kubelet.sync import PODS
 from tests.support.cluster import running_cluster
-from tests.support.docker import remove_node_containers, require_docker
-from tests.support.etcd import free_port
-from tests.support.requirements import require_binary
+from tests.support.docker import remove_node_containers
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[str]:
-    """A registry on a free loopback port holding ``demo/busybox:v1`` (pushed by Docker)."""
-    require_docker()
-    binary = require_binary("docker-registry")
-    port = free_port()
-    config = tmp_path / "registry.yml"
-    config.write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'blobs'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    with open(tmp_path / "registry.log", "w") as log:
-        process = subprocess.Popen(
-            [binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-    address = f"127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{address}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("registry did not start") from None
-                time.sleep(0.1)
-        image = f"{address}/demo/busybox:v1"
-        for args in (["tag", "busybox:1.35", image], ["push", image], ["rmi", image]):
-            subprocess.run(["docker", *args], check=True, capture_output=True, timeout=120)
-        yield address
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture

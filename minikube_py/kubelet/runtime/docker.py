@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import re
+import time
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -45,6 +47,8 @@ from minikube_py.kubelet.runtime.interface import (
     ExecResult,
     ExecSession,
     ImagePullError,
+    ImageResult,
+    PullStarting,
     RuntimeUnavailable,
     SandboxConfig,
     SandboxStatus,
@@ -155,52 +159,60 @@ class DockerRuntime:
 
     # -- images --
 
-    async def _image_id(self, image: str) -> str | None:
+    async def _image(self, image: str) -> ImageResult | None:
+        """The local image (ID and size), None when Docker does not have it."""
         try:
             with self._errors(f"inspect image {image}"):
                 info = await self._client().images.inspect(image)
         except DockerNotFound:
             return None
-        return str(info["Id"])
+        return ImageResult(id=str(info["Id"]), size=int(info.get("Size") or 0))
 
-    async def _pull(self, image: str) -> None:
+    async def _pull(self, image: str) -> float:
+        """Pull ``image``; the seconds it took."""
+        began = time.monotonic()
         try:
             async with asyncio.timeout(self.pull_timeout):
                 with self._errors(f"pull {image}"):
                     await self._client().images.pull(image)
         except TimeoutError as exc:
-            message = f'Failed to pull image "{image}": not done within {self.pull_timeout}s'
-            raise ImagePullError(message) from exc
+            raise _pull_error(image, f"not done within {self.pull_timeout}s") from exc
         except DockerCallError as exc:
-            raise ImagePullError(f'Failed to pull image "{image}": {exc.detail}') from exc
+            raise _pull_error(image, exc.detail) from exc
+        return time.monotonic() - began
 
-    async def ensure_image(self, image: str, policy: str) -> str:
-        """The image's ``sha256:`` ID, present per ``policy`` (Always/IfNotPresent/Never).
+    async def ensure_image(
+        self, image: str, policy: str, *, on_pull: PullStarting | None = None
+    ) -> ImageResult:
+        """The image present per ``policy`` (Always/IfNotPresent/Never), and whether it pulled.
 
         Always falls back to a local copy when the pull fails: this cluster often runs
         without any registry (images built or loaded locally), where a strict Always would
-        make every such pod ErrImagePull. Real kubelets fail instead; we log a warning.
+        make every such pod ErrImagePull. Real kubelets fail instead; we log a warning and
+        say so in ``pull_error``.
         """
         if policy not in PULL_POLICIES:
             raise ValueError(f"unknown image pull policy {policy!r}")
-        local = await self._image_id(image)
+        local = await self._image(image)
         if policy == "Never" or (policy == "IfNotPresent" and local is not None):
             if local is None:
                 raise ImagePullError(
                     f'Container image "{image}" is not present with pull policy of Never'
                 )
             return local
+        if on_pull is not None:
+            on_pull()
         try:
-            await self._pull(image)
+            seconds = await self._pull(image)
         except ImagePullError as exc:
             if local is None:
                 raise
             log.warning("pull failed, using the local image", image=image, error=str(exc))
-            return local
-        pulled = await self._image_id(image)
+            return dataclasses.replace(local, pull_error=exc.detail)
+        pulled = await self._image(image)
         if pulled is None:
-            raise ImagePullError(f'Failed to pull image "{image}": not present after the pull')
-        return pulled
+            raise _pull_error(image, "not present after the pull")
+        return dataclasses.replace(pulled, pulled=True, pull_seconds=seconds)
 
     # -- create, start, stop, remove --
 
@@ -515,6 +527,10 @@ class DockerStreams:
     async def close(self) -> None:
         self._closed = True
         await self._stream.close()
+
+
+def _pull_error(image: str, detail: str) -> ImagePullError:
+    return ImagePullError(f'Failed to pull image "{image}": {detail}', detail)
 
 
 async def _next_chunk(content: aiohttp.StreamReader, *, tty: bool) -> bytes | None:

@@ -9,7 +9,7 @@ after a restart: re-adopted, never duplicated.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -181,7 +181,37 @@ class RuntimeUnavailable(Exception):
 
 
 class ImagePullError(Exception):
-    """The image could not be pulled (ErrImagePull / ImagePullBackOff)."""
+    """The image could not be pulled (ErrImagePull / ImagePullBackOff), or is missing with
+    pull policy Never (ErrImageNeverPull).
+
+    ``str()`` is the whole sentence; ``detail`` the runtime's own words about the failure,
+    which the kubelet puts in the waiting message and its events.
+    """
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail or message
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """What ``ensure_image`` found or did, so the kubelet's events can tell it: ``Pulled``
+    with how long the pull took and the image's size, or "already present on machine"."""
+
+    id: str
+    """The image's ``sha256:`` ID."""
+    pulled: bool = False
+    """False: no pull was needed (or the one tried failed, see ``pull_error``)."""
+    pull_seconds: float = 0.0
+    """How long the registry pull itself took."""
+    size: int = 0
+    """The image's size in bytes, as the runtime reports it."""
+    pull_error: str = ""
+    """A pull was tried and failed, and the copy already present is used instead."""
+
+
+PullStarting = Callable[[], None]
+"""Called by ``ensure_image`` right before it pulls: the kubelet's ``Pulling`` moment."""
 
 
 class ContainerRuntime(Protocol):
@@ -195,8 +225,14 @@ class ContainerRuntime(Protocol):
         """Raise RuntimeUnavailable when the runtime does not answer."""
         ...
 
-    async def ensure_image(self, image: str, policy: str) -> str:
-        """Make ``image`` present per pull policy (Always, IfNotPresent, Never); its ID."""
+    async def ensure_image(
+        self, image: str, policy: str, *, on_pull: PullStarting | None = None
+    ) -> ImageResult:
+        """Make ``image`` present per pull policy (Always, IfNotPresent, Never).
+
+        ``on_pull`` is called just before a pull starts (never when none is needed).
+        Raises ImagePullError when the image cannot be had.
+        """
         ...
 
     async def run_sandbox(self, config: SandboxConfig) -> str:

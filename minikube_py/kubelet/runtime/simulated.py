@@ -22,6 +22,8 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerStatus,
     ExecResult,
     ExecSession,
+    ImageResult,
+    PullStarting,
     SandboxConfig,
     SandboxStatus,
     StreamsUnsupported,
@@ -78,8 +80,11 @@ class SimulatedRuntime:
     async def ping(self) -> None:
         return None
 
-    async def ensure_image(self, image: str, policy: str) -> str:
-        return f"sha256:simulated-{image}"
+    async def ensure_image(
+        self, image: str, policy: str, *, on_pull: PullStarting | None = None
+    ) -> ImageResult:
+        """Every image is "already present" on a simulated node: nothing is ever pulled."""
+        return ImageResult(id=f"sha256:simulated-{image}")
 
     async def run_sandbox(self, config: SandboxConfig) -> str:
         number = next(_ips)
