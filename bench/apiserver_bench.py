@@ -31,50 +31,49 @@ benchmark itself fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import math
 import os
 import random
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import aiohttp
 import orjson
 
-from bench.storage_bench import (
-    RAM_FILESYSTEMS,
-    disk_dir,
+from bench.common import (
+    JSON_HEADERS,
+    Report,
+    ServerProcess,
+    argument_parser,
+    bench_run,
+    etcd_member,
+    etcd_pid,
     etcd_version,
-    filesystem,
+    log_on_failure,
+    machine,
     percentile,
+    proc_status,
     process_cpu,
+    start_minikube_py,
+    stores,
 )
-from minikube_py.logging import configure as configure_logging
 from minikube_py.storage.etcd import EtcdStore
 from minikube_py.storage.interface import Store
 from minikube_py.storage.sqlite import SQLiteStore
-from tests.support.etcd import etcd_cluster, free_port
 
-REPO = Path(__file__).resolve().parent.parent
 CLIENTS = 32
 NAMESPACE = "bench"
 WATCH_NAMESPACE = "bench-watch"
 SEQ = "bench.minikube-py.io/seq"
 """The annotation that tells a watcher which write an event comes from."""
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 MERGE_PATCH = {"Content-Type": "application/merge-patch+json", "Accept": "application/json"}
 
 CREATE_RATIO_TARGET = 0.5
@@ -194,56 +193,6 @@ class Labels:
         ]
 
 
-# -- output --
-
-
-def _number(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return f"{value:,.2f}" if unit == "ms" else f"{value:,.0f}"
-
-
-@dataclass
-class Report:
-    """Prints rows as they are measured and keeps the values for the targets at the end."""
-
-    out: TextIO = sys.stdout
-    values: dict[str, float] = field(default_factory=dict)
-    targets: list[tuple[str, str, bool]] = field(default_factory=list)
-
-    def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def section(self, title: str) -> None:
-        self.line()
-        self.line(title)
-        self.line("-" * len(title))
-
-    def header(self) -> None:
-        self.line(
-            f"{'figure':<40} {'value':>9} {'':<3}  | {'ceiling or floor (same run)':<31}"
-            f" {'value':>9} {'':<3} {'ratio':>7}"
-        )
-
-    def figure(
-        self, label: str, value: float, unit: str, bound_label: str, bound: float, note: str = ""
-    ) -> None:
-        self.values[label] = value
-        ratio = value / bound if bound else math.nan
-        self.line(
-            f"{label:<40} {_number(value, unit):>9} {unit:<3}  | {bound_label:<31}"
-            f" {_number(bound, unit):>9} {unit:<3} {ratio:>6.2f}x  {note}".rstrip()
-        )
-
-    def target(self, label: str, shown: str, ok: bool) -> None:
-        self.targets.append((label, shown, ok))
-
-    def print_targets(self) -> None:
-        self.section("targets")
-        for label, shown, ok in self.targets:
-            self.line(f"  {label:<46} {shown:<34} {'OK' if ok else 'BELOW'}")
-
-
 # -- CPU accounting --
 
 
@@ -282,96 +231,27 @@ class CpuTally:
 
 def rss_mb(pid: int) -> float:
     """Resident set size (VmRSS) of a process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return math.nan
+    return proc_status(pid, "VmRSS") / 1024
 
 
 # -- the API server process --
 
 
-@dataclass
-class Server:
-    """``minikube-py apiserver`` running as a subprocess on a free loopback port."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
-def start_server(work: Path, etcd_servers: str) -> Server:
-    """Start the server; its pid goes to ``<work>/apiserver.pid`` for run-bench.sh's cleanup.
+def start_server(work: Path, etcd_servers: str) -> ServerProcess:
+    """Start the server; its pid goes to ``<work>/../apiserver.pid`` for run-bench.sh's cleanup.
 
     ``--data-dir`` is given even with etcd so that the command line names the scratch dir,
     which is how run-bench.sh recognises a process it may stop.
     """
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "minikube_py",
-        "--log-level",
-        "warning",
-        "apiserver",
-        "--data-dir",
-        str(work / "data"),
-        "--port",
-        str(port),
-    ]
-    if etcd_servers:
-        args += ["--etcd-servers", etcd_servers]
-    log = work / "apiserver.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-    (work.parent / "apiserver.pid").write_text(f"{process.pid}\n")
-    return Server(process, f"http://127.0.0.1:{port}", log)
-
-
-def stop_server(server: Server) -> str:
-    """SIGTERM, as a supervisor would; SIGKILL only if it has not gone within ``STOP_TIMEOUT``.
-
-    Returns how the server stopped, for the report: a slow shutdown is a finding too.
-    """
-    if server.process.poll() is not None:
-        return f"had already exited ({server.process.returncode})"
-    start = time.perf_counter()
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        status = server.process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
-        return f"still running {STOP_TIMEOUT:g} s after SIGTERM: killed"
-    return f"exited ({status}) {time.perf_counter() - start:.2f} s after SIGTERM"
-
-
-async def wait_ready(session: aiohttp.ClientSession, server: Server, within: float = 60) -> None:
-    """Poll ``/readyz`` until the watch cache has synced; fail early if the server exited."""
-    deadline = time.monotonic() + within
-    while True:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"the API server exited at start-up:\n{server.log_tail()}")
-        try:
-            async with session.get("/readyz") as answer:
-                if answer.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the API server was not ready within {within:g} s")
-        await asyncio.sleep(0.05)
+    return start_minikube_py(
+        "the API server",
+        ["--log-level", "warning", "apiserver"],
+        work / "data",
+        etcd_servers,
+        work / "apiserver.log",
+        work.parent / "apiserver.pid",
+    )
 
 
 async def check(answer: aiohttp.ClientResponse, *expected: int) -> bytes:
@@ -699,7 +579,10 @@ class WatchLatency:
 
 
 async def watch_latency(
-    session: aiohttp.ClientSession, server: Server, settings: Settings, pids: Mapping[str, int]
+    session: aiohttp.ClientSession,
+    server: ServerProcess,
+    settings: Settings,
+    pids: Mapping[str, int],
 ) -> WatchLatency:
     """``watchers`` streams on one namespace's pods; creates and status patches at a fixed rate.
 
@@ -848,7 +731,7 @@ async def open_raw_store(backend: Backend, work: Path) -> tuple[Store, str]:
 
 
 async def bench_backend(
-    backend: Backend, server: Server, work: Path, settings: Settings, report: Report
+    backend: Backend, server: ServerProcess, work: Path, settings: Settings, report: Report
 ) -> None:
     labels = Labels(backend.name, settings)
     pids = {"apiserver": server.pid}
@@ -856,10 +739,10 @@ async def bench_backend(
         pids["etcd"] = backend.etcd_pid
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(server.url, connector=connector) as session:
-        await wait_ready(session, server)
+        await server.answering(session, 60, 0.05)
         idle_rss = rss_mb(server.pid)
         report.section(f"{backend.title}: API server pid {server.pid} at {server.url}")
-        report.header()
+        report.header("ceiling or floor (same run)")
         await ensure_namespace(session, NAMESPACE)
         raw_store, raw_prefix = await open_raw_store(backend, work)
         try:
@@ -957,84 +840,37 @@ def run_backend(backend: Backend, work: Path, settings: Settings, report: Report
     """One API server for one backend: started here, always stopped here (SIGTERM)."""
     server = start_server(work, backend.etcd_servers)
     try:
-        asyncio.run(bench_backend(backend, server, work, settings, report))
-    except Exception:
-        tail = server.log_tail()
-        if tail:
-            print(f"apiserver_bench: the API server's log ends with:\n{tail}", file=sys.stderr)
-        raise
+        with log_on_failure(server, "apiserver_bench"):
+            asyncio.run(bench_backend(backend, server, work, settings, report))
     finally:
-        stopped = stop_server(server)  # first: printing may fail (a closed pipe)
+        stopped = server.stop(STOP_TIMEOUT)  # first: printing may fail (a closed pipe)
         report.line(f"  API server pid {server.pid} {stopped}")
 
 
 # -- main --
 
 
-def _load() -> str:
-    """The 1-minute load average: other work on a shared machine skews every figure."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `finally`: servers stop, files go
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.apiserver_bench",
-        description="API server figures over HTTP beside ceilings measured in the same run.",
-    )
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (for tests)")
-    parser.add_argument("--backend", choices=["all", "sqlite", "etcd"], default="all")
-    parser.add_argument("--dir", help="where to put the data: a real disk, not tmpfs")
-    parser.add_argument("--etcd", help="the etcd binary (default: etcd on PATH)")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_logging(level="warning")
-    signal.signal(signal.SIGTERM, _terminate)
+    args = argument_parser(
+        "apiserver_bench", "API server figures over HTTP beside ceilings measured in the same run."
+    ).parse_args(argv)
     settings = QUICK if args.quick else FULL
-    names = ["sqlite", "etcd"] if args.backend == "all" else [args.backend]
-    binary = args.etcd or shutil.which("etcd")
-    if "etcd" in names and binary is None:
-        print("apiserver_bench: no etcd binary (`make system` installs it)", file=sys.stderr)
-        return 2
-
-    base = disk_dir(args.dir)
-    mount, kind = filesystem(base)
-    work = Path(tempfile.mkdtemp(prefix="apiserver-bench.", dir=base))
-    report = Report()
-    began = time.perf_counter()
-    try:
-        report.line(
-            f"API server benchmark: {os.cpu_count()} CPUs (shared by this client, the server"
-            f" and etcd), Python {sys.version.split()[0]}, aiohttp {aiohttp.__version__}"
-            f"{', quick' if args.quick else ''}"
-        )
-        report.line(f"data in {work} ({kind} on {mount}); load average {_load()}")
-        if kind in RAM_FILESYSTEMS:
-            report.line("WARNING: the data is on a RAM filesystem: fsync costs nothing there")
+    names, binary = stores(args, "apiserver_bench")
+    report = Report(width=40, bound_width=31)
+    title = (
+        f"API server benchmark: {machine('this client, the server and etcd')},"
+        f" aiohttp {aiohttp.__version__}"
+    )
+    with bench_run(report, args, "apiserver-bench", title) as work:
         if "sqlite" in names:
             sqlite = Backend("sqlite", "SQLite", "")
             run_backend(sqlite, work / "sqlite", settings, report)
         if "etcd" in names:
-            assert binary is not None
-            (work / "etcd").mkdir()
-            with etcd_cluster(binary, work / "etcd", size=1) as cluster:
-                member = cluster.members[0]
-                assert member.process is not None
-                (work / "etcd.pid").write_text(f"{member.process.pid}\n")
+            with etcd_member(binary, work) as cluster:
                 title = f"etcd {etcd_version(binary)} ({cluster.endpoints})"
-                backend = Backend("etcd", title, cluster.endpoints, member.process.pid)
+                backend = Backend("etcd", title, cluster.endpoints, etcd_pid(cluster))
                 run_backend(backend, work / "etcd-server", settings, report)
         report.print_targets()
-        report.line()
-        report.line(f"total {time.perf_counter() - began:.1f} s; load average {_load()}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -15,65 +15,37 @@ machine's load hits every path alike, the time from start to exit status of ``tr
 p50 and p99 over the rounds are printed in ms, and each path's ratio to its Docker
 counterpart. Speed is reported, never judged by the exit status. ``--quick`` is a smoke run
 (5 rounds). Docker: the daemon that answers is used; if none does, one is started with
-``scripts/docker-daemon.sh start`` and stopped at the end, and only then; the busybox image
-is made by ``scripts/images.sh`` when missing. The node's containers are removed at the end.
+``scripts/docker-daemon.sh start`` and stopped at the end, and only then; the pause and
+busybox images are made by ``scripts/images.sh`` when missing. The node's containers are
+removed at the end.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import math
 import os
-import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import aiodocker
 import aiohttp
 
+from bench.common import (
+    BUSYBOX,
+    Report,
+    argument_parser,
+    bench_run,
+    docker_cluster,
+    docker_daemon,
+    ensure_images,
+    machine,
+    percentile,
+)
 from minikube_py.cluster import Cluster
 from minikube_py.kubelet.sync import PODS
-from minikube_py.logging import configure as configure_logging
-from tests.support.cluster import running_cluster
-from tests.support.docker import remove_node_containers
-
-REPO = Path(__file__).resolve().parent.parent
-BUSYBOX = "busybox:1.35"
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile; NaN for no samples."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
-
-
-def docker_answers() -> bool:
-    done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
-    return done.returncode == 0
-
-
-def ensure_docker() -> bool:
-    """True when this run started the daemon (and so must stop it)."""
-    if docker_answers():
-        return False
-    subprocess.run([str(REPO / "scripts/docker-daemon.sh"), "start"], check=True)
-    return True
-
-
-def ensure_image() -> None:
-    found = subprocess.run(
-        ["docker", "image", "inspect", BUSYBOX], capture_output=True, timeout=30, check=False
-    )
-    if found.returncode != 0:
-        subprocess.run([str(REPO / "scripts/images.sh")], check=True)
 
 
 async def timed(action: Callable[[], Awaitable[None]]) -> float:
@@ -186,53 +158,41 @@ async def measure(paths: Paths, rounds: int) -> dict[str, list[float]]:
     return times
 
 
-def report(times: dict[str, list[float]], rounds: int) -> None:
-    print(f"exec round trip of `true`, {rounds} rounds (ms)")
-    print(f"  {'':38} {'p50':>8} {'p99':>8}")
+def print_times(report: Report, times: dict[str, list[float]], rounds: int) -> None:
+    report.line(f"exec round trip of `true`, {rounds} rounds (ms)")
+    report.line(f"  {'':38} {'p50':>8} {'p99':>8}")
     for name, values in times.items():
-        print(f"  {name:38} {percentile(values, 50):8.1f} {percentile(values, 99):8.1f}")
+        report.line(f"  {name:38} {percentile(values, 50):8.1f} {percentile(values, 99):8.1f}")
     pairs = (
         ("kubectl exec", "docker exec"),
         ("websocket exec (in-process client)", "docker API exec (aiodocker)"),
     )
     for ours, theirs in pairs:
         ratio = percentile(times[ours], 50) / percentile(times[theirs], 50)
-        print(f"  p50 {ours} / {theirs}: {ratio:.2f}x")
+        report.line(f"  p50 {ours} / {theirs}: {ratio:.2f}x")
 
 
-async def run(rounds: int) -> None:
-    node = f"exec-bench-{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory(prefix="exec-bench-") as scratch:
-        work = Path(scratch)
+async def run(work: Path, rounds: int) -> dict[str, list[float]]:
+    async with docker_cluster(work, "exec-bench") as cluster:
+        paths = Paths(cluster, await start_pod(cluster), work)
         try:
-            async with running_cluster(work, simulated_nodes=0, docker_node=node) as cluster:
-                paths = Paths(cluster, await start_pod(cluster), work)
-                try:
-                    times = await measure(paths, rounds)
-                finally:
-                    await paths.close()
+            return await measure(paths, rounds)
         finally:
-            remove_node_containers(node)
-    report(times, rounds)
+            await paths.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run (5 rounds)")
+    parser = argument_parser("exec_bench", (__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50, help="rounds per path (default 50)")
-    # Accepted so that scripts/run-bench.sh can give every bench the same arguments.
-    parser.add_argument("--dir", help=argparse.SUPPRESS)
-    parser.add_argument("--backend", help=argparse.SUPPRESS)
-    parser.add_argument("--etcd", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    configure_logging(level="warning")
-    started = ensure_docker()
-    try:
-        ensure_image()
-        asyncio.run(run(5 if args.quick else args.rounds))
-    finally:
-        if started:
-            subprocess.run([str(REPO / "scripts/docker-daemon.sh"), "stop"], check=False)
+    rounds = 5 if args.quick else args.rounds
+    report = Report()
+    title = f"exec benchmark: {machine('kubectl, this server and Docker')}"
+    with bench_run(report, args, "exec-bench", title) as work:
+        with docker_daemon(work, report):
+            ensure_images(report)
+            times = asyncio.run(run(work, rounds))
+        print_times(report, times, rounds)
     return 0
 
 

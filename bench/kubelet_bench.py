@@ -36,32 +36,49 @@ itself fails. ``--quick`` is a smoke run (5 pods, then 5 at once).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import aiodocker
 import aiohttp
-import orjson
 
-from bench.storage_bench import RAM_FILESYSTEMS, disk_dir, filesystem, percentile, process_cpu
+from bench.common import (
+    BUSYBOX,
+    PAUSE,
+    Report,
+    argument_parser,
+    bench_run,
+    cpu_seconds,
+    daemon_pid,
+    log_on_failure,
+    machine,
+    number,
+    percentile,
+    record_nodes,
+    unique_node,
+)
+from bench.up_process import (
+    NAMESPACE,
+    RUNNING_TIMEOUT,
+    PodWatch,
+    Up,
+    create_pod,
+    delete_pod,
+    start_up,
+    up_environment,
+    up_etcd,
+    wait_api,
+    wait_node_ready,
+)
 from minikube_py.kubelet.runtime.docker_config import (
-    DEFAULT_PAUSE_IMAGE,
     container_body,
     container_name,
     parse_time,
@@ -77,20 +94,9 @@ from minikube_py.kubelet.runtime.interface import (
     PodRef,
     SandboxConfig,
 )
-from minikube_py.logging import configure as configure_logging
-from tests.support.etcd import etcd_cluster, free_port
-
-REPO = Path(__file__).resolve().parent.parent
-BUSYBOX = "busybox:1.35"
-PAUSE = DEFAULT_PAUSE_IMAGE
-NAMESPACE = "default"
-JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
 P50_RATIO_TARGET = 1.3
 P99_TARGET_MS = 2000.0
-STOP_TIMEOUT = 15.0
-READY_TIMEOUT = 60.0
-RUNNING_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
@@ -156,494 +162,7 @@ class Labels:
         return [self.p50_target, self.p99_target]
 
 
-# -- output --
-
-
-def number(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "n/a"
-    if unit in ("ms", "MB") and abs(value) >= 100:
-        return f"{value:,.0f}"
-    if unit == "MB":
-        return f"{value:,.1f}"
-    return f"{value:,.2f}" if unit in ("ms", "s", "%") else f"{value:,.0f}"
-
-
-@dataclass
-class Report:
-    """Prints rows as they are measured, and the targets (OK or BELOW) at the end.
-
-    Shared with ``up_bench``: both print ``figure value unit | bound value unit ratio`` rows,
-    where the bound is a ceiling measured in the same run, a fixed target or an anchor.
-    """
-
-    out: TextIO = sys.stdout
-    width: int = 36
-    bound_width: int = 22
-    values: dict[str, float] = field(default_factory=dict)
-    targets: list[tuple[str, str, bool]] = field(default_factory=list)
-
-    def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def section(self, title: str) -> None:
-        self.line()
-        self.line(title)
-        self.line("-" * len(title))
-
-    def header(self, bound: str = "ceiling (same run)") -> None:
-        self.line(
-            f"{'figure':<{self.width}} {'value':>9} {'':<3}  | {bound:<{self.bound_width}}"
-            f" {'value':>9} {'':<3} {'ratio':>7}"
-        )
-
-    def figure(
-        self, label: str, value: float, unit: str, bound_label: str, bound: float, note: str = ""
-    ) -> None:
-        self.values[label] = value
-        self.bound(label, value, unit, bound_label, bound, note)
-
-    def bound(
-        self, label: str, value: float, unit: str, bound_label: str, bound: float, note: str = ""
-    ) -> None:
-        """A row; with ``label`` empty, one more bound for the figure of the row above."""
-        ratio = value / bound if bound else math.nan
-        shown = number(value, unit) if label else ""
-        self.line(
-            f"{label:<{self.width}} {shown:>9} {unit if label else '':<3}  |"
-            f" {bound_label:<{self.bound_width}} {number(bound, unit):>9} {unit:<3}"
-            f" {ratio:>6.2f}x  {note}".rstrip()
-        )
-
-    def note(self, text: str) -> None:
-        self.line(f"  {text}")
-
-    def target(self, label: str, shown: str, ok: bool) -> None:
-        self.targets.append((label, shown, ok))
-
-    def print_targets(self) -> None:
-        self.section("targets")
-        for label, shown, ok in self.targets:
-            self.line(f"  {label:<40} {shown:<30} {'OK' if ok else 'BELOW'}")
-
-
-# -- Docker: the one that answers, or one started here and stopped here --
-
-
-def docker_answers() -> bool:
-    status = subprocess.run(
-        [str(REPO / "scripts/docker-daemon.sh"), "status"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return status.returncode == 0
-
-
-@contextmanager
-def docker_daemon(work: Path, report: Report) -> Iterator[bool]:
-    """A Docker daemon for the block; yields whether it was started here.
-
-    A daemon that already answers is left alone whoever started it (a system service, the
-    test suite, another session). One started here is stopped when the block ends; a marker
-    in ``work`` tells ``scripts/run-bench.sh`` to stop it should this process be killed.
-    """
-    if docker_answers():
-        yield False
-        return
-    script = str(REPO / "scripts/docker-daemon.sh")
-    started = subprocess.run([script, "start"], capture_output=True, text=True, check=False)
-    if started.returncode != 0:
-        raise RuntimeError(
-            f"no Docker daemon answers and none could be started:\n{started.stdout}{started.stderr}"
-        )
-    marker = work / "dockerd.started"
-    marker.write_text("started by this bench\n")
-    report.line(f"Docker: {started.stdout.strip()} (stopped again at the end)")
-    try:
-        yield True
-    finally:
-        stopped = subprocess.run([script, "stop"], capture_output=True, text=True, check=False)
-        marker.unlink(missing_ok=True)
-        report.line(f"Docker: {stopped.stdout.strip() or stopped.stderr.strip()}")
-
-
-async def missing_images(images: Sequence[str]) -> list[str]:
-    docker = aiodocker.Docker()
-    try:
-        missing = []
-        for image in images:
-            try:
-                await docker.images.inspect(image)
-            except aiodocker.DockerError:
-                missing.append(image)
-        return missing
-    finally:
-        await docker.close()
-
-
-def ensure_images(report: Report) -> None:
-    """The pause and busybox images, made by ``scripts/images.sh`` (pull or offline build)."""
-    missing = asyncio.run(missing_images([PAUSE, BUSYBOX]))
-    if not missing:
-        return
-    report.line(f"images missing ({', '.join(missing)}): running scripts/images.sh")
-    done = subprocess.run(
-        [str(REPO / "scripts/images.sh")], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"scripts/images.sh failed:\n{done.stdout}\n{done.stderr}")
-
-
-def docker_version() -> str:
-    done = subprocess.run(
-        ["docker", "version", "--format", "{{.Server.Version}}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return done.stdout.strip() or "?"
-
-
-def remove_node_containers(*nodes: str) -> int:
-    """Remove (forced) every container labelled with one of ``nodes``; how many there were."""
-    ids: list[str] = []
-    for node in nodes:
-        listed = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label={NODE_NAME}={node}"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        ids += listed.stdout.split()
-    for start in range(0, len(ids), 50):
-        subprocess.run(
-            ["docker", "rm", "-f", *ids[start : start + 50]],
-            capture_output=True,
-            timeout=300,
-            check=False,
-        )
-    return len(ids)
-
-
-def daemon_pid(name: str) -> int | None:
-    """The pid of the one process whose comm is ``name`` (dockerd), None if not exactly one."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == name:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found[0] if len(found) == 1 else None
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """CPU seconds ``pid`` used so far; NaN when unknown or gone."""
-    if pid is None:
-        return math.nan
-    try:
-        return process_cpu(pid)
-    except (OSError, IndexError, ValueError):
-        return math.nan
-
-
-# -- the store: SQLite in the data dir, or a single etcd member started here --
-
-
-@contextmanager
-def store_servers(backend: str, work: Path, etcd: str | None) -> Iterator[str]:
-    """``--etcd-servers`` for ``up``: empty for SQLite (its default), else a fresh member's URL."""
-    if backend != "etcd":
-        yield ""
-        return
-    binary = etcd or shutil.which("etcd")
-    if binary is None:
-        raise RuntimeError("no etcd binary (`make system` installs it)")
-    (work / "etcd").mkdir()
-    with etcd_cluster(binary, work / "etcd", size=1) as cluster:
-        member = cluster.members[0]
-        assert member.process is not None
-        (work / "etcd.pid").write_text(f"{member.process.pid}\n")
-        yield cluster.endpoints
-
-
-# -- the `minikube-py up` process --
-
-
-@dataclass
-class Up:
-    """``minikube-py up`` running as a subprocess on a free loopback port."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    node: str
-    data_dir: Path
-    log: Path
-    started: float
-    """``time.perf_counter()`` just before the process was started."""
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-
-def unique_node(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def record_nodes(work: Path, *nodes: str) -> None:
-    """Node names whose containers ``scripts/run-bench.sh`` removes if this process is killed."""
-    with open(work / "docker-nodes", "a") as out:
-        out.writelines(f"{node}\n" for node in nodes)
-
-
-def start_up(
-    work: Path,
-    node: str,
-    etcd_servers: str = "",
-    name: str = "up",
-    env: Mapping[str, str | None] | None = None,
-) -> Up:
-    """Start ``minikube-py up``; its pid goes to ``<work>/minikube-py-up.pid``.
-
-    ``--data-dir`` is under ``work``, so the command line names run-bench.sh's scratch dir,
-    which is how it recognises a process it may stop. The log level is the default one (what
-    users get). ``KUBECONFIG`` points into ``work`` as well, in case the flag were ignored.
-    ``env`` changes this process's environment for it (None removes a variable).
-    """
-    data_dir = work / name
-    port = free_port()
-    args = [
-        sys.executable,
-        "-m",
-        "minikube_py",
-        "up",
-        "--data-dir",
-        str(data_dir),
-        "--port",
-        str(port),
-        "--node-name",
-        node,
-        "--no-update-kubeconfig",
-    ]
-    if etcd_servers:
-        args += ["--etcd-servers", etcd_servers]
-    log = work / f"{name}.log"
-    environ = child_env({"KUBECONFIG": str(work / "kubeconfig"), **(env or {})})
-    with open(log, "wb") as out:
-        began = time.perf_counter()
-        process = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=environ
-        )
-    with open(work / "minikube-py-up.pid", "a") as pids:
-        pids.write(f"{process.pid}\n")
-    return Up(process, f"http://127.0.0.1:{port}", node, data_dir, log, began)
-
-
-def child_env(changes: Mapping[str, str | None]) -> dict[str, str]:
-    """This process's environment with ``changes`` (a None value removes the variable)."""
-    environ = dict(os.environ)
-    for key, value in changes.items():
-        if value is None:
-            environ.pop(key, None)
-        else:
-            environ[key] = value
-    return environ
-
-
-def stop_up(up: Up) -> str:
-    """SIGTERM, as Ctrl-C would; SIGKILL only if it has not gone within ``STOP_TIMEOUT``.
-
-    Returns how it stopped, for the report: a slow shutdown is a finding too.
-    """
-    if up.process.poll() is not None:
-        return f"had already exited ({up.process.returncode})"
-    began = time.perf_counter()
-    up.process.send_signal(signal.SIGTERM)
-    try:
-        status = up.process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        up.process.kill()
-        up.process.wait()
-        return f"still running {STOP_TIMEOUT:g} s after SIGTERM: killed"
-    return f"exited ({status}) {time.perf_counter() - began:.2f} s after SIGTERM"
-
-
-async def wait_api(
-    session: aiohttp.ClientSession, up: Up, within: float = READY_TIMEOUT, interval: float = 0.005
-) -> float:
-    """Poll ``/readyz`` until 200; the ``perf_counter`` time it first answered so."""
-    deadline = time.perf_counter() + within
-    while True:
-        if up.process.poll() is not None:
-            raise RuntimeError(f"minikube-py up exited at start-up:\n{up.log_tail()}")
-        try:
-            async with session.get(f"{up.url}/readyz") as answer:
-                if answer.status == 200:
-                    return time.perf_counter()
-        except aiohttp.ClientError:
-            pass
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"the API did not answer within {within:g} s:\n{up.log_tail()}")
-        await asyncio.sleep(interval)
-
-
-def node_ready(node: dict[str, Any]) -> bool:
-    conditions = (node.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-async def wait_node_ready(
-    session: aiohttp.ClientSession, up: Up, within: float = READY_TIMEOUT, interval: float = 0.01
-) -> float:
-    """Poll the Node until its Ready condition is True; the ``perf_counter`` time it was."""
-    deadline = time.perf_counter() + within
-    while True:
-        if up.process.poll() is not None:
-            raise RuntimeError(f"minikube-py up exited at start-up:\n{up.log_tail()}")
-        try:
-            async with session.get(f"{up.url}/api/v1/nodes/{up.node}") as answer:
-                if answer.status == 200 and node_ready(await answer.json()):
-                    return time.perf_counter()
-        except aiohttp.ClientError:
-            pass
-        if time.perf_counter() > deadline:
-            raise RuntimeError(f"node {up.node} not Ready within {within:g} s:\n{up.log_tail()}")
-        await asyncio.sleep(interval)
-
-
 # -- pods through the API, seen through a watch --
-
-
-def busybox_pod(name: str, node: str) -> dict[str, Any]:
-    """The pod of the SLI: one busybox container sleeping, already placed on ``node``.
-
-    A grace period of 0 lets the bench delete the pods between its phases without waiting
-    for ``sleep``, which ignores SIGTERM as PID 1.
-    """
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "kubelet-bench"}},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 0,
-            "containers": [
-                {
-                    "name": "busybox",
-                    "image": BUSYBOX,
-                    "imagePullPolicy": "IfNotPresent",
-                    "command": ["sleep", "3600"],
-                }
-            ],
-        },
-    }
-
-
-def pods_url(up: Up) -> str:
-    return f"{up.url}/api/v1/namespaces/{NAMESPACE}/pods"
-
-
-async def create_pod(session: aiohttp.ClientSession, up: Up, name: str) -> None:
-    body = busybox_pod(name, up.node)
-    async with session.post(pods_url(up), json=body, headers=JSON_HEADERS) as answer:
-        if answer.status != 201:
-            raise RuntimeError(f"POST pod {name}: {answer.status} {await answer.text()}")
-
-
-async def delete_pod(session: aiohttp.ClientSession, up: Up, name: str) -> None:
-    url = f"{pods_url(up)}/{name}"
-    async with session.delete(url, params={"gracePeriodSeconds": "0"}) as answer:
-        if answer.status not in (200, 202, 404):
-            raise RuntimeError(f"DELETE pod {name}: {answer.status} {await answer.text()}")
-
-
-class PodWatch:
-    """A watch on the namespace's pods: when each was first seen Running, and which are gone.
-
-    One long ``?watch=true`` request from the resourceVersion of a LIST (resumed from the
-    last version seen should the server end it); the arrival time of each event is taken
-    as soon as its line is read.
-    """
-
-    def __init__(self, session: aiohttp.ClientSession, up: Up) -> None:
-        self.session = session
-        self.up = up
-        self.running: dict[str, float] = {}
-        """Pod name → ``perf_counter`` when the watch first showed it Running."""
-        self.running_wall: dict[str, float] = {}
-        self.gone: set[str] = set()
-        self._changed = asyncio.Condition()
-        self._task: asyncio.Task[None] | None = None
-        self._failure: Exception | None = None
-
-    async def start(self) -> None:
-        async with self.session.get(pods_url(self.up)) as answer:
-            listed = await answer.json()
-        version = str(listed["metadata"]["resourceVersion"])
-        self._task = asyncio.create_task(self._run(version), name="pod-watch")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self, version: str) -> None:
-        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-        try:
-            while True:
-                params = {"watch": "true", "resourceVersion": version}
-                url = pods_url(self.up)
-                async with self.session.get(url, params=params, timeout=timeout) as answer:
-                    if answer.status != 200:
-                        raise RuntimeError(f"watch: {answer.status} {await answer.text()}")
-                    async for line in answer.content:
-                        if line.strip():
-                            version = await self._event(line) or version
-        except Exception as exc:  # (not SystemExit from SIGTERM: that must end the bench)
-            self._failure = exc
-            async with self._changed:
-                self._changed.notify_all()
-
-    async def _event(self, line: bytes) -> str | None:
-        now, wall = time.perf_counter(), time.time()
-        event = orjson.loads(line)
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            raise RuntimeError(f"watch error: {obj}")
-        meta = obj.get("metadata") or {}
-        name = str(meta.get("name", ""))
-        if kind == "DELETED":
-            self.gone.add(name)
-        elif (obj.get("status") or {}).get("phase") == "Running" and name not in self.running:
-            self.running[name] = now
-            self.running_wall[name] = wall
-        async with self._changed:
-            self._changed.notify_all()
-        return str(meta.get("resourceVersion") or "") or None
-
-    async def until(self, condition: Callable[[], bool], what: str, within: float) -> None:
-        async def wait() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: condition() or self._failure is not None)
-
-        try:
-            await asyncio.wait_for(wait(), within)
-        except TimeoutError:
-            raise RuntimeError(f"timed out after {within:g} s waiting for {what}") from None
-        if self._failure is not None:
-            raise RuntimeError(f"the pod watch failed: {self._failure!r}") from self._failure
 
 
 async def kubelet_pod(session: aiohttp.ClientSession, up: Up, watch: PodWatch, name: str) -> float:
@@ -956,88 +475,36 @@ async def bench(up: Up, settings: Settings, report: Report) -> None:
 # -- main --
 
 
-def load() -> str:
-    """The 1-minute load average: other work on a shared machine skews every figure."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `finally`: up stops, containers go
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    """The arguments ``scripts/run-bench.sh`` passes to every bench."""
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (for tests)")
-    parser.add_argument("--dir", help="where to put the data: a real disk, not tmpfs")
-    parser.add_argument(
-        "--backend",
-        choices=["all", "sqlite", "etcd"],
-        default="all",
-        help="the store of `up`: SQLite (its default; also for `all`) or a fresh etcd member",
-    )
-    parser.add_argument("--etcd", help="the etcd binary for --backend etcd (default: on PATH)")
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.kubelet_bench",
-        description="Pod start-up latency of `minikube-py up` beside raw Docker, same run.",
-    )
-    add_common_args(parser)
-    return parser.parse_args(argv)
+def run_up(work: Path, node: str, servers: str, settings: Settings, report: Report) -> None:
+    """``up`` for the benchmark: started here, always stopped here (SIGTERM, then SIGKILL)."""
+    up = start_up(work, node, servers)
+    try:
+        with log_on_failure(up, "kubelet_bench"):
+            asyncio.run(bench(up, settings, report))
+    finally:
+        try:
+            stopped = up.stop()  # first: printing may fail (a closed pipe)
+        finally:
+            if up.process.poll() is None:  # the stop itself was cut short (a second SIGTERM)
+                up.process.kill()
+        report.line()
+        report.line(f"minikube-py up (pid {up.pid}) {stopped}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_logging(level="warning")
-    signal.signal(signal.SIGTERM, _terminate)
+    args = argument_parser(
+        "kubelet_bench", "Pod start-up latency of `minikube-py up` beside raw Docker, same run."
+    ).parse_args(argv)
     settings = QUICK if args.quick else FULL
-    base = disk_dir(args.dir)
-    mount, kind = filesystem(base)
-    work = Path(tempfile.mkdtemp(prefix="kubelet-bench.", dir=base))
+    etcd = up_etcd(args, "kubelet_bench")
     report = Report()
-    began = time.perf_counter()
-    node = unique_node("bench-kubelet")
-    record_nodes(work, node, f"{node}-raw")
-    up: Up | None = None
-    try:
-        report.line(
-            f"kubelet benchmark: {os.cpu_count()} CPUs (shared by this client, `up` and"
-            f" Docker), Python {sys.version.split()[0]}{', quick' if args.quick else ''}"
-        )
-        report.line(f"data in {work} ({kind} on {mount}); load average {load()}")
-        if kind in RAM_FILESYSTEMS:
-            report.line("WARNING: the data is on a RAM filesystem: fsync costs nothing there")
-        with docker_daemon(work, report):
-            try:
-                ensure_images(report)
-                with store_servers(args.backend, work, args.etcd) as servers:
-                    store = f"etcd {servers}" if servers else "SQLite"
-                    report.line(
-                        f"Docker {docker_version()}; store {store}; pod {BUSYBOX} `sleep 3600`,"
-                        f" sandbox {PAUSE}"
-                    )
-                    up = start_up(work, node, servers)
-                    try:
-                        asyncio.run(bench(up, settings, report))
-                    except Exception:
-                        print(
-                            f"kubelet_bench: up's log ends with:\n{up.log_tail()}", file=sys.stderr
-                        )
-                        raise
-                    finally:
-                        report.line()
-                        report.line(f"minikube-py up (pid {up.pid}) {stop_up(up)}")
-            finally:
-                removed = remove_node_containers(node, f"{node}-raw")
-                report.line(f"removed {removed} containers of nodes {node}, {node}-raw")
+    title = f"kubelet benchmark: {machine('this client, `up` and Docker')}"
+    with bench_run(report, args, "kubelet-bench", title) as work:
+        node = unique_node("bench-kubelet")
+        record_nodes(work, node, f"{node}-raw")
+        with up_environment(work, report, etcd) as servers:
+            run_up(work, node, servers, settings, report)
         report.print_targets()
-        report.line()
-        report.line(f"total {time.perf_counter() - began:.1f} s; load average {load()}")
-    finally:
-        if up is not None and up.process.poll() is None:
-            up.process.kill()
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

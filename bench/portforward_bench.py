@@ -23,38 +23,32 @@ judged by the exit status. ``--quick`` is a smoke run (8 MiB, 2 rounds).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from bench.kubelet_bench import (
+from bench.common import (
+    BUSYBOX,
     Report,
-    add_common_args,
+    argument_parser,
+    bench_run,
+    docker_cluster,
     docker_daemon,
     ensure_images,
-    load,
+    machine,
+    process_cpu,
 )
-from bench.storage_bench import disk_dir, process_cpu
 from minikube_py.cluster import Cluster
 from minikube_py.kubelet.sync import PODS
-from minikube_py.logging import configure as configure_logging
-from tests.support.cluster import running_cluster
-from tests.support.docker import remove_node_containers
 
-BUSYBOX = "busybox:1.35"
 MB = 1_000_000
 UPLOADER = """
 import socket, sys, time
@@ -269,47 +263,24 @@ async def measure(
 
 
 async def bench(work: Path, settings: Settings, report: Report) -> None:
-    node = f"bench-pf-{uuid.uuid4().hex[:8]}"
-    (work / "docker-nodes").write_text(node + "\n")  # scripts/run-bench.sh cleans up by it
-    try:
-        async with running_cluster(work, simulated_nodes=0, docker_node=node) as cluster:
-            ip = await start_pod(cluster, node, settings.size)
-            await measure(cluster, ip, settings, report, work)
-    finally:
-        remove_node_containers(node)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `finally`: the pod's containers go
+    async with docker_cluster(work, "bench-pf") as cluster:
+        ip = await start_pod(cluster, cluster.config.node_name, settings.size)
+        await measure(cluster, ip, settings, report, work)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.portforward_bench",
-        description="MB/s through kubectl port-forward beside a direct TCP connection.",
-    )
-    add_common_args(parser)
-    args = parser.parse_args(argv)
-    configure_logging(level="warning")
-    signal.signal(signal.SIGTERM, _terminate)
+    args = argument_parser(
+        "portforward_bench", "MB/s through kubectl port-forward beside a direct TCP connection."
+    ).parse_args(argv)
     settings = QUICK if args.quick else FULL
-    work = Path(tempfile.mkdtemp(prefix="portforward-bench.", dir=disk_dir(args.dir)))
     report = Report()
-    began = time.perf_counter()
-    try:
-        report.line(
-            f"port-forward benchmark: {os.cpu_count()} CPUs (shared by the clients, kubectl,"
-            f" this server and Docker), Python {sys.version.split()[0]}"
-            f"{', quick' if args.quick else ''}; load average {load()}"
-        )
+    title = f"port-forward benchmark: {machine('the clients, kubectl, this server and Docker')}"
+    with bench_run(report, args, "portforward-bench", title) as work:
         with docker_daemon(work, report):
             ensure_images(report)
             asyncio.run(bench(work, settings, report))
         report.print_targets()
-        report.line(f"\ndone in {time.perf_counter() - began:.0f} s")
-        return 0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

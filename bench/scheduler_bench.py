@@ -25,12 +25,8 @@ reported, never judged by the exit status: it is non-zero only when the benchmar
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -38,11 +34,10 @@ from pathlib import Path
 
 import orjson
 
-from bench.storage_bench import RAM_FILESYSTEMS, Report, disk_dir, filesystem
+from bench.common import Report, argument_parser, bench_run, machine
 from minikube_py.client.interface import Selection
 from minikube_py.cluster import Cluster, ClusterConfig
 from minikube_py.config import APIServerConfig, StoreConfig
-from minikube_py.logging import configure as configure_logging
 from minikube_py.meta.objects import Obj
 from minikube_py.scheduler.algorithm import nodes_to_find
 from minikube_py.scheduler.resources import CPU, MEMORY, PODS, amount
@@ -251,7 +246,7 @@ def figures(
     report.ceiling(
         f"API binds/s {writers} callers", api_binds, "/s", "pods/binding, no scheduler deciding"
     )
-    report.figures_header()
+    report.header()
     report.figure(
         "pods bound/s",
         run.rate,
@@ -263,7 +258,6 @@ def figures(
         f" {run.bind_errors} bind errors",
     )
     report.figure("pods bound/s", run.rate, "/s", "API binds/s", api_binds)
-    report.section("targets")
     report.target(
         f"pods bound/s >= {RATE_TARGET:,.0f}/s", f"{run.rate:,.0f}/s", run.rate >= RATE_TARGET
     )
@@ -305,18 +299,8 @@ async def bench(work: Path, settings: Settings, report: Report, percentage: int)
         await store.close()
 
 
-def _load() -> str:
-    """The 1/5/15-minute load average: a busy shared machine shows in every figure."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.scheduler_bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (for tests)")
-    parser.add_argument("--dir", help="where to put the data: a real disk, not tmpfs")
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argument_parser("scheduler_bench", __doc__ or "")
     parser.add_argument("--nodes", type=int, help="Node objects to create")
     parser.add_argument("--pods", type=int, help="pending pods to create")
     parser.add_argument(
@@ -325,12 +309,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0,
         help="the scheduler's sampling (0: kube's adaptive default, 42%% of 1,000 nodes)",
     )
-    return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_logging(level="warning")
+    args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     settings = Settings(
         args.nodes or settings.nodes,
@@ -338,25 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.raw_seconds,
         settings.timeout,
     )
-    base = disk_dir(args.dir)
-    mount, kind = filesystem(base)
-    work = Path(tempfile.mkdtemp(prefix="scheduler-bench.", dir=base))
-    report = Report()
-    began = time.perf_counter()
-    try:
-        report.line(
-            f"scheduler benchmark: {settings.nodes:,} nodes, {settings.pods:,} pods;"
-            f" {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
-            f"{', quick' if args.quick else ''}"
-        )
-        report.line(f"data in {work} ({kind} on {mount}); load average {_load()}")
-        if kind in RAM_FILESYSTEMS:
-            report.line("WARNING: the data is on a RAM filesystem: fsync costs nothing there")
+    report = Report(width=34, bound_width=27)
+    title = f"scheduler benchmark: {settings.nodes:,} nodes, {settings.pods:,} pods; {machine()}"
+    with bench_run(report, args, "scheduler-bench", title) as work:
         asyncio.run(bench(work, settings, report, args.percentage_of_nodes_to_score))
-        report.line()
-        report.line(f"total {time.perf_counter() - began:.1f} s; load average {_load()}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        report.print_targets()
     return 0
 
 

@@ -24,41 +24,44 @@ benchmark itself fails. ``--quick`` is a smoke run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import math
 import os
 import random
-import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import aetcd
 from aetcd import rpc
 
-from minikube_py.logging import configure as configure_logging
+from bench.common import (
+    Report,
+    argument_parser,
+    bench_run,
+    etcd_member,
+    etcd_pid,
+    etcd_version,
+    machine,
+    percentile,
+    process_cpu,
+    stores,
+)
 from minikube_py.storage.etcd import EtcdStore
 from minikube_py.storage.interface import Store, WatchStream
 from minikube_py.storage.sqlite import SQLiteStore
-from tests.support.etcd import EtcdCluster, etcd_cluster
+from tests.support.etcd import EtcdCluster
 
-REPO = Path(__file__).resolve().parent.parent
 VALUE = b"v" * 512  # about the size of a small object's JSON
 CONCURRENCY = 32
 WIDE = 2000  # the issue's "about 9,000 puts/s with 2,000 concurrent puts"
 WATCHERS = 10
-RAM_FILESYSTEMS = {"tmpfs", "ramfs"}
 
 SQLITE_CREATES_TARGET = 2000.0
 ETCD_RATIO_TARGET = 0.8
@@ -82,97 +85,7 @@ FULL = Settings(duration=3.0, rounds=3, watch_writes=1000, watch_rate=250.0, bur
 QUICK = Settings(duration=0.3, rounds=1, watch_writes=40, watch_rate=250.0, burst_writes=40)
 
 
-# -- output --
-
-
-def _number(value: float, unit: str) -> str:
-    if math.isnan(value):
-        return "n/a"
-    return f"{value:,.2f}" if unit == "ms" else f"{value:,.0f}"
-
-
-@dataclass
-class Report:
-    """Prints rows as they are measured and keeps the values for the summary."""
-
-    out: TextIO = sys.stdout
-    values: dict[str, float] = field(default_factory=dict)
-
-    def line(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
-
-    def section(self, title: str) -> None:
-        self.line()
-        self.line(title)
-        self.line("-" * len(title))
-
-    def ceiling(self, label: str, value: float, unit: str, note: str = "") -> None:
-        self.values[label] = value
-        self.line(f"{label:<34} {_number(value, unit):>9} {unit:<3}  {note}".rstrip())
-
-    def figures_header(self) -> None:
-        self.line(
-            f"{'figure':<34} {'value':>9} {'':<3}  | {'ceiling (same run)':<27}"
-            f" {'value':>9} {'':<3} {'ratio':>7}"
-        )
-
-    def figure(
-        self, label: str, value: float, unit: str, bound_label: str, bound: float, note: str = ""
-    ) -> None:
-        self.values[label] = value
-        ratio = value / bound if bound else math.nan
-        self.line(
-            f"{label:<34} {_number(value, unit):>9} {unit:<3}  | {bound_label:<27}"
-            f" {_number(bound, unit):>9} {unit:<3} {ratio:>6.2f}x  {note}".rstrip()
-        )
-
-    def target(self, label: str, shown: str, ok: bool) -> None:
-        self.line(f"  {label:<48} {shown:<32} {'OK' if ok else 'BELOW'}")
-
-
-# -- where the files go --
-
-
-def filesystem(path: Path) -> tuple[str, str]:
-    """The mount point holding ``path`` and its filesystem type (from /proc/self/mounts)."""
-    real = str(path.resolve())
-    best, kind = "/", "?"
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return best, kind
-    for line in mounts:
-        parts = line.split()
-        if len(parts) < 3:
-            continue
-        point = parts[1].replace("\\040", " ")
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, kind = point, parts[2]
-    return best, kind
-
-
-def disk_dir(explicit: str | None) -> Path:
-    """``explicit``, else the first of $BENCH_DIR, the temp dir, /var/tmp not on tmpfs."""
-    if explicit:
-        return Path(explicit)
-    candidates = [os.environ.get("BENCH_DIR") or "", tempfile.gettempdir(), "/var/tmp"]
-    for candidate in filter(None, candidates):
-        path = Path(candidate)
-        if path.is_dir() and filesystem(path)[1] not in RAM_FILESYSTEMS:
-            return path
-    fallback = REPO / ".run"
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
-
-
 # -- measuring --
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) another process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -237,15 +150,6 @@ async def interleaved(
         )
         for name, rates in samples.items()
     }
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile; NaN for no samples."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 class StoreOps:
@@ -462,7 +366,7 @@ async def bench_sqlite(work: Path, settings: Settings, report: Report) -> None:
         report.ceiling("raw sqlite selects/s 1 conn", select.per_second, "/s", select.cpu_note())
 
         report.section(f"SQLite store ({store.path})")
-        report.figures_header()
+        report.header()
         rows = [
             ("creates/s 1 writer", writes["create1"], "raw commits/s 1 row/commit", one),
             (
@@ -532,10 +436,8 @@ class RawEtcd:
 async def bench_etcd(
     cluster: EtcdCluster, version: str, settings: Settings, report: Report
 ) -> None:
-    member = cluster.members[0]
-    assert member.process is not None
-    pid = member.process.pid
-    client: Any = aetcd.Client(host="127.0.0.1", port=member.client_port, timeout=10)
+    pid = etcd_pid(cluster)
+    client: Any = aetcd.Client(host="127.0.0.1", port=cluster.members[0].client_port, timeout=10)
     await client.connect()
     store = await EtcdStore.open(cluster.endpoints)
     raw, ops = RawEtcd(client), StoreOps(store)
@@ -583,7 +485,7 @@ async def bench_etcd(
         )
 
         report.section(f"etcd store ({cluster.endpoints})")
-        report.figures_header()
+        report.header()
         rows = [
             ("creates/s 1 writer", writes["create1"], ceilings[0]),
             (f"creates/s {CONCURRENCY} writers", writes["create32"], ceilings[1]),
@@ -618,17 +520,17 @@ async def bench_etcd(
 # -- main --
 
 
-def summary(report: Report, settings: Settings, backends: list[str]) -> None:
+def summary(report: Report, settings: Settings, names: list[str]) -> None:
+    """The targets of the stores measured (``names``), printed at the end."""
     values = report.values
-    report.section("targets")
-    if "sqlite" in backends:
+    if "sqlite" in names:
         rate = values[f"sqlite creates/s {CONCURRENCY} writers"]
         report.target(
             f"sqlite creates/s {CONCURRENCY} writers >= {SQLITE_CREATES_TARGET:,.0f}/s",
             f"{rate:,.0f}/s",
             rate >= SQLITE_CREATES_TARGET,
         )
-    if "etcd" in backends:
+    if "etcd" in names:
         rate = values[f"etcd creates/s {CONCURRENCY} writers"]
         raw = values[f"raw aetcd put/s {CONCURRENCY} writers"]
         ratio = rate / raw if raw else math.nan
@@ -637,7 +539,7 @@ def summary(report: Report, settings: Settings, backends: list[str]) -> None:
             f"{ratio:.2f}x ({rate:,.0f}/s vs {raw:,.0f}/s)",
             ratio >= ETCD_RATIO_TARGET,
         )
-    for name in backends:
+    for name in names:
         p99 = values[f"{name} watch p99 ms {settings.watch_rate:.0f}/s"]
         report.target(
             f"{name} watch p99 at {settings.watch_rate:.0f}/s <= {WATCH_P99_TARGET_MS:.0f} ms",
@@ -646,82 +548,30 @@ def summary(report: Report, settings: Settings, backends: list[str]) -> None:
         )
 
 
-def etcd_version(binary: str) -> str:
-    answer = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
-    first = (answer.stdout.splitlines() or ["?"])[0]
-    return first.removeprefix("etcd Version: ").strip()
-
-
-def _load() -> str:
-    """The 1-minute load average: other work on a shared machine skews every figure."""
-    return f"{os.getloadavg()[0]:.2f}"
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `finally`: etcd stops, files go
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.storage_bench",
-        description="Storage figures beside ceilings measured in the same run.",
-    )
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (for tests)")
-    parser.add_argument("--duration", type=float, help="seconds per throughput figure")
-    parser.add_argument("--backend", choices=["all", "sqlite", "etcd"], default="all")
-    parser.add_argument("--dir", help="where to put the data: a real disk, not tmpfs")
-    parser.add_argument("--etcd", help="the etcd binary (default: etcd on PATH)")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_logging(level="warning")
-    signal.signal(signal.SIGTERM, _terminate)
+    parser = argument_parser(
+        "storage_bench", "Storage figures beside ceilings measured in the same run."
+    )
+    parser.add_argument("--duration", type=float, help="seconds per throughput figure")
+    args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.duration:
-        settings = Settings(
-            args.duration,
-            settings.rounds,
-            settings.watch_writes,
-            settings.watch_rate,
-            settings.burst_writes,
-        )
-    backends = ["sqlite", "etcd"] if args.backend == "all" else [args.backend]
-    binary = args.etcd or shutil.which("etcd")
-    if "etcd" in backends and binary is None:
-        print("storage_bench: no etcd binary (`make system` installs it)", file=sys.stderr)
-        return 2
-
-    base = disk_dir(args.dir)
-    mount, kind = filesystem(base)
-    work = Path(tempfile.mkdtemp(prefix="storage-bench.", dir=base))
-    report = Report()
-    began = time.perf_counter()
-    try:
-        report.line(
-            f"storage benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]},"
-            f" {settings.duration:g} s per throughput figure in {settings.rounds} round(s)"
-            f"{', quick' if args.quick else ''}"
-        )
-        report.line(f"data in {work} ({kind} on {mount}); load average {_load()}")
-        if kind in RAM_FILESYSTEMS:
-            report.line("WARNING: the data is on a RAM filesystem: fsync costs nothing there")
-        if "sqlite" in backends:
+        settings = replace(settings, duration=args.duration)
+    names, binary = stores(args, "storage_bench")
+    report = Report(width=34, bound_width=27)
+    title = (
+        f"storage benchmark: {machine()}, {settings.duration:g} s per throughput figure"
+        f" in {settings.rounds} round(s)"
+    )
+    with bench_run(report, args, "storage-bench", title) as work:
+        if "sqlite" in names:
             (work / "sqlite").mkdir()
             asyncio.run(bench_sqlite(work / "sqlite", settings, report))
-        if "etcd" in backends:
-            assert binary is not None
-            (work / "etcd").mkdir()
-            with etcd_cluster(binary, work / "etcd", size=1) as cluster:
-                pids = [str(m.process.pid) for m in cluster.members if m.process]
-                (work / "etcd.pid").write_text("\n".join(pids) + "\n")
+        if "etcd" in names:
+            with etcd_member(binary, work) as cluster:
                 asyncio.run(bench_etcd(cluster, etcd_version(binary), settings, report))
-        summary(report, settings, backends)
-        report.line()
-        report.line(f"total {time.perf_counter() - began:.1f} s; load average {_load()}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        summary(report, settings, names)
+        report.print_targets()
     return 0
 
 

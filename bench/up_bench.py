@@ -17,10 +17,10 @@ touched), on real Docker, and measures:
   beside the targets (< 2 % and < 120 MB). dockerd's CPU over the same window is shown
   too: an idle cluster that keeps Docker busy is not idle.
 
-Docker, images, pid files and clean-up work as in ``bench.kubelet_bench`` (whose helpers
-this uses): the daemon that answers is used, one is started (and then stopped) only if none
-does, and every container labelled with a node of this run is removed at the end, after
-``up`` is stopped.
+Docker, images, pid files and clean-up work as in ``bench.kubelet_bench`` (both use
+``bench.common`` and ``bench.up_process``): the daemon that answers is used, one is started
+(and then stopped) only if none does, and every container labelled with a node of this run
+is removed at the end, after ``up`` is stopped.
 
 Speed is reported, never judged by the exit status: it is non-zero only when the benchmark
 itself fails. ``--quick`` is a smoke run (one start, 3 pods, a 5 s idle window).
@@ -28,50 +28,44 @@ itself fails. ``--quick`` is a smoke run (one start, 3 pods, a 5 s idle window).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import math
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import aiohttp
 
-from bench.kubelet_bench import (
-    RUNNING_TIMEOUT,
-    PodWatch,
+from bench.common import (
     Report,
-    Up,
-    add_common_args,
-    child_env,
+    argument_parser,
+    bench_run,
     cpu_seconds,
-    create_pod,
     daemon_pid,
-    docker_daemon,
-    docker_version,
-    ensure_images,
-    load,
+    log_on_failure,
+    machine,
     number,
+    proc_status,
     record_nodes,
     remove_node_containers,
-    start_up,
-    stop_up,
-    store_servers,
     unique_node,
+)
+from bench.up_process import (
+    RUNNING_TIMEOUT,
+    PodWatch,
+    Up,
+    child_env,
+    create_pod,
+    start_up,
+    up_environment,
+    up_etcd,
     wait_api,
     wait_node_ready,
 )
-from bench.storage_bench import RAM_FILESYSTEMS, disk_dir, filesystem
-from minikube_py.logging import configure as configure_logging
 
 API_TARGET_S = 1.0
 READY_TARGET_S = 3.0
@@ -137,14 +131,6 @@ class Labels:
             f"idle CPU < {CPU_TARGET_PERCENT:g} % of one core",
             f"RSS < {RSS_TARGET_MB:g} MB",
         ]
-
-
-def proc_status(pid: int, key: str) -> float:
-    """A ``kB`` (or count) field of ``/proc/<pid>/status``, e.g. VmRSS; NaN when absent."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{key}:"):
-            return float(line.split()[1])
-    return math.nan
 
 
 def command_seconds(args: Sequence[str], env: dict[str, str], runs: int = 3) -> float:
@@ -268,13 +254,10 @@ def time_starts(
         record_nodes(work, node)
         up = start_up(work, node, servers, name=f"up-{len(ups)}", env=python.env)
         ups.append(up)
-        try:
+        with log_on_failure(up, "up_bench"):
             starts.append(asyncio.run(time_start(up)))
-        except Exception:
-            print(f"up_bench: up's log ends with:\n{up.log_tail()}", file=sys.stderr)
-            raise
         if not (keep_last and index == count - 1):
-            stop_up(up)
+            up.stop()
             remove_node_containers(node)
     return starts
 
@@ -312,14 +295,11 @@ def bench(work: Path, servers: str, settings: Settings, report: Report, ups: lis
     bare = command_seconds([sys.executable, "-c", "pass"], child_env({}))
     report.note(f"`python -c pass` {bare:.2f} s (medians of 3 runs for both floors)")
 
-    try:
+    with log_on_failure(up, "up_bench"):
         running = asyncio.run(run_pods(up, settings))
         time.sleep(settings.settle)
         quiet = idle(up, settings.idle)
-    except Exception:
-        print(f"up_bench: up's log ends with:\n{up.log_tail()}", file=sys.stderr)
-        raise
-    stopped = stop_up(up)
+    stopped = up.stop()
     report.section(f"idle with {settings.pods} pods running (busybox sleep)")
     report.header("target")
     report.figure(labels.cpu, quiet.cpu_percent, "%", "target", CPU_TARGET_PERCENT)
@@ -345,59 +325,24 @@ def bench(work: Path, servers: str, settings: Settings, report: Report, ups: lis
 # -- main --
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through `finally`: up stops, containers go
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.up_bench",
-        description="`minikube-py up` start-up time beside anchors, and its idle CPU and RSS.",
-    )
-    add_common_args(parser)
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    configure_logging(level="warning")
-    signal.signal(signal.SIGTERM, _terminate)
+    args = argument_parser(
+        "up_bench", "`minikube-py up` start-up time beside anchors, and its idle CPU and RSS."
+    ).parse_args(argv)
     settings = QUICK if args.quick else FULL
-    base = disk_dir(args.dir)
-    mount, kind = filesystem(base)
-    work = Path(tempfile.mkdtemp(prefix="up-bench.", dir=base))
+    etcd = up_etcd(args, "up_bench")
     report = Report()
-    began = time.perf_counter()
-    try:
-        report.line(
-            f"up benchmark: {os.cpu_count()} CPUs (shared by this client, `up` and Docker),"
-            f" Python {sys.version.split()[0]}{', quick' if args.quick else ''}"
-        )
-        report.line(f"data in {work} ({kind} on {mount}); load average {load()}")
-        if kind in RAM_FILESYSTEMS:
-            report.line("WARNING: the data is on a RAM filesystem: fsync costs nothing there")
+    title = f"up benchmark: {machine('this client, `up` and Docker')}"
+    with bench_run(report, args, "up-bench", title) as work:
         ups: list[Up] = []
-        with docker_daemon(work, report):
+        with up_environment(work, report, etcd) as servers:
             try:
-                ensure_images(report)
-                with store_servers(args.backend, work, args.etcd) as servers:
-                    store = f"etcd {servers}" if servers else "SQLite"
-                    report.line(f"Docker {docker_version()}; store {store}")
-                    try:
-                        bench(work, servers, settings, report, ups)
-                    finally:  # before the store: `up` must not outlive its etcd
-                        for up in ups:
-                            if up.process.poll() is None:
-                                report.note(f"minikube-py up (pid {up.pid}) {stop_up(up)}")
-            finally:
-                nodes = (work / "docker-nodes").read_text().split()
-                removed = remove_node_containers(*nodes)
-                report.note(f"removed {removed} containers of nodes {', '.join(nodes)}")
+                bench(work, servers, settings, report, ups)
+            finally:  # before the store: `up` must not outlive its etcd
+                for up in ups:
+                    if up.process.poll() is None:
+                        report.note(f"minikube-py up (pid {up.pid}) {up.stop()}")
         report.print_targets()
-        report.line()
-        report.line(f"total {time.perf_counter() - began:.1f} s; load average {load()}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -39,7 +39,7 @@ def test_quick_kubelet_bench_prints_every_figure_beside_its_ceiling(tmp_path: Pa
     # It cleans up after itself: no files, no `up` process, no container of its nodes.
     assert list(tmp_path.iterdir()) == []
     assert processes_naming(str(tmp_path)) == []
-    removed = re.search(r"^removed \d+ containers of nodes (\S+), (\S+)$", output, re.M)
+    removed = re.search(r"^\s*removed \d+ containers of nodes (\S+), (\S+)$", output, re.M)
     assert removed, f"no clean-up line in:\n{output}"
     for node in removed.groups():
         assert containers(f"label=io.minikube-py.node={node}") == []

@@ -764,4 +764,4 @@ async def test_quick_bench_prints_its_figures() -> None:
     assert done.returncode == 0, done.stderr
     for way in ("download", "upload"):
         assert re.search(rf"kubectl \(WebSocket\) {way} +[0-9,.]+ MB/s", done.stdout), done.stdout
-    assert "CPU per forwarded MB: this server" in done.stdout
+    assert "CPU per MB forwarded (download): this server" in done.stdout
