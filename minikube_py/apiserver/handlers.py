@@ -6,12 +6,13 @@ negotiation (JSON, YAML, Table, PartialObjectMetadata) and status codes.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aiohttp import web
 
 from minikube_py import errors
-from minikube_py.apiserver import fieldcheck, negotiation, query, tables
+from minikube_py.apiserver import fieldcheck, negotiation, query, tables, watch
 from minikube_py.apiserver.negotiation import Output
 from minikube_py.apiserver.nodeproxy import NodeConnections, PodLogs
 from minikube_py.apiserver.paths import ResourcePath
@@ -21,7 +22,7 @@ from minikube_py.apiserver.watch import WatchStreamer
 from minikube_py.meta.objects import Clock, Obj, metadata
 from minikube_py.registry import patching
 from minikube_py.registry.api import API
-from minikube_py.registry.cache import CacheEvent
+from minikube_py.registry.cache import BOOKMARK, CacheEvent
 from minikube_py.registry.listing import Page
 from minikube_py.registry.options import ListOptions
 
@@ -122,6 +123,7 @@ class ResourceHandlers:
     async def _list(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         output = negotiation.choose_output(request.headers.get("Accept", ""))
         info = path.info
+        watch.check_list_query(request.query)
         options = query.list_options(request.query)
         page = await self.api.list(info, path.namespace, options, stamped=not output.as_kind)
         list_meta = _list_meta(page)
@@ -161,7 +163,10 @@ class ResourceHandlers:
 
     async def _watch(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
         output = negotiation.choose_output(request.headers.get("Accept", ""))
-        options = query.list_options(request.query)
+        cache = self.api.registries.cache
+        options = watch.watch_options(
+            request.query, query.list_options(request.query), lambda: cache.revision
+        )
         if path.name:
             options = _with_name(options, path.name)
         events = self.api.watch(path.info, path.namespace, options)
@@ -169,6 +174,8 @@ class ResourceHandlers:
         strategy = self.api.resource(path.info).strategy
 
         def render(event: CacheEvent, first: bool) -> Obj:
+            if event.type == BOOKMARK:
+                return _bookmark(path, event, output)
             if output.as_kind == "Table":
                 return tables.table(
                     strategy,
@@ -181,20 +188,8 @@ class ResourceHandlers:
                 )
             return _partial(event.obj, output.as_version) if output.as_kind else event.obj
 
-        def bookmark() -> Obj:
-            return {
-                "kind": path.info.kind,
-                "apiVersion": path.info.api_version,
-                "metadata": {"resourceVersion": str(self.api.registries.cache.revision)},
-            }
-
-        streamer = WatchStreamer(
-            request,
-            events,
-            render,
-            timeout=options.timeout_seconds,
-            bookmark=bookmark if options.allow_bookmarks else None,
-        )
+        assert options.timeout_seconds is not None  # watch_options always sets one
+        streamer = WatchStreamer(request, events, render, timeout=options.timeout_seconds)
         return await streamer.stream()
 
     # -- writes --
@@ -356,10 +351,29 @@ def _with_name(options: ListOptions, name: str) -> ListOptions:
     selector = f"metadata.name={name}"
     if options.field_selector:
         selector = f"{options.field_selector},{selector}"
-    return ListOptions(
-        label_selector=options.label_selector,
-        field_selector=selector,
-        resource_version=options.resource_version,
-        timeout_seconds=options.timeout_seconds,
-        allow_bookmarks=options.allow_bookmarks,
-    )
+    return dataclasses.replace(options, field_selector=selector)
+
+
+def _bookmark(path: ResourcePath, event: CacheEvent, output: Output) -> Obj:
+    """A BOOKMARK's object: the kind with only resourceVersion (and the end-of-initial-
+    events annotation); as metadata-only or Table output, a row-less list of that kind."""
+    meta = {
+        key: value
+        for key, value in (event.obj.get("metadata") or {}).items()
+        if key in ("resourceVersion", "annotations")
+    }
+    if output.as_kind == "Table":
+        return {
+            "kind": "Table",
+            "apiVersion": f"meta.k8s.io/{output.as_version or 'v1'}",
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "columnDefinitions": None,
+            "rows": None,
+        }
+    if output.as_kind:
+        return {
+            "kind": "PartialObjectMetadata",
+            "apiVersion": f"meta.k8s.io/{output.as_version or 'v1'}",
+            "metadata": meta,
+        }
+    return {"kind": path.info.kind, "apiVersion": path.info.api_version, "metadata": meta}

@@ -1,15 +1,17 @@
 """Streaming a WATCH: one JSON event per line, flushed per event, ended by timeout or client.
 
-Events come from the registry's watch cache; this module only frames them. Bookmarks,
-when the client allows them, carry the cache's revision so a reconnect can resume there.
+Events come from the registry's watch cache, BOOKMARKs among them (the cache queues
+those in order with the changes, so their revision is safe to resume from); this module
+only frames them, and checks the watch-only query parameters as kube-apiserver does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import orjson
 from aiohttp import web
@@ -17,12 +19,78 @@ from aiohttp import web
 from minikube_py import errors
 from minikube_py.meta.objects import Obj
 from minikube_py.registry.cache import CacheEvent
+from minikube_py.registry.listing import LIST_OPTIONS, NOT_OLDER_THAN
+from minikube_py.registry.options import ListOptions
 
 Render = Callable[[CacheEvent, bool], Obj]
 """Turns an event's object into what the client asked for; the flag marks the first event."""
 
-DEFAULT_TIMEOUT = 1800.0
-BOOKMARK_INTERVAL = 60.0
+MIN_REQUEST_TIMEOUT = 1800
+"""kube-apiserver's --min-request-timeout: watches without timeoutSeconds last 1x-2x this."""
+
+
+def default_timeout() -> int:
+    """A watch's length when the client names none, spread so reconnects do not bunch."""
+    return int(MIN_REQUEST_TIMEOUT * (1 + random.random()))
+
+
+def send_initial_events(query: Mapping[str, str]) -> bool | None:
+    raw = query.get("sendInitialEvents")
+    if raw is None or raw == "":
+        return None
+    if raw.lower() not in ("true", "false", "1", "0"):
+        raise errors.BadRequest(f'invalid value for sendInitialEvents: "{raw}"')
+    return raw.lower() in ("true", "1")
+
+
+def check_list_query(query: Mapping[str, str]) -> None:
+    """sendInitialEvents belongs to watches only."""
+    if send_initial_events(query) is not None:
+        raise errors.Invalid(
+            LIST_OPTIONS,
+            [errors.forbidden("sendInitialEvents", "sendInitialEvents is forbidden for list")],
+        )
+
+
+def watch_options(
+    query: Mapping[str, str], options: ListOptions, current: Callable[[], int]
+) -> ListOptions:
+    """A watch's options, checked as kube-apiserver checks them, with a concrete timeout.
+
+    ``sendInitialEvents=true`` (which requires ``resourceVersionMatch=NotOlderThan``) is
+    passed on as that match: the registry then streams the list. ``false`` means the
+    changes after ``resourceVersion``, or after ``current()`` when none is given.
+    """
+    initial = send_initial_events(query)
+    match = options.resource_version_match
+    field = "resourceVersionMatch"
+    problems: list[errors.FieldError] = []
+    if initial is not None and match != NOT_OLDER_THAN:
+        detail = f"sendInitialEvents requires setting resourceVersionMatch to {NOT_OLDER_THAN}"
+        problems.append(errors.forbidden(field, detail))
+    if match:
+        if initial is None:
+            detail = (
+                "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"
+            )
+            problems.append(errors.forbidden(field, detail))
+        if match != NOT_OLDER_THAN:
+            problems.append(errors.not_supported(field, match, [NOT_OLDER_THAN]))
+        if options.continue_token:
+            detail = "resourceVersionMatch is forbidden when continue is provided"
+            problems.append(errors.forbidden(field, detail))
+    if problems:
+        raise errors.Invalid(LIST_OPTIONS, problems)
+    timeout = options.timeout_seconds
+    checked = dataclasses.replace(
+        options, timeout_seconds=default_timeout() if timeout is None else timeout
+    )
+    if initial is False:
+        start = options.resource_version
+        if start in ("", "0"):
+            start = str(current())
+        checked = dataclasses.replace(checked, resource_version=start, resource_version_match="")
+    return checked
 
 
 class WatchStreamer:
@@ -32,17 +100,12 @@ class WatchStreamer:
         events: AsyncIterator[CacheEvent],
         render: Render,
         *,
-        timeout: float | None,
-        bookmark: Callable[[], Obj] | None,
-        bookmark_interval: float = BOOKMARK_INTERVAL,
+        timeout: float,
     ) -> None:
         self.request = request
         self.events = events
         self.render = render
-        # kube-apiserver spreads default timeouts between 1x and 2x of its minimum.
-        self.timeout = timeout if timeout is not None else DEFAULT_TIMEOUT * (1 + random.random())
-        self.bookmark = bookmark
-        self.bookmark_interval = bookmark_interval
+        self.timeout = timeout
         self._pending: asyncio.Future[CacheEvent] | None = None
 
     async def stream(self) -> web.StreamResponse:
@@ -72,17 +135,15 @@ class WatchStreamer:
     ) -> None:
         is_first = True
         while True:
-            done, _ = await asyncio.wait({pending}, timeout=self._next_bookmark())
-            if not done:
-                if self.bookmark is not None:
-                    await self._write(response, {"type": "BOOKMARK", "object": self.bookmark()})
-                continue
             try:
-                event = pending.result()
+                event = await pending
             except StopAsyncIteration:
                 return
+            except errors.APIError as failure:  # found after the stream began
+                await self._write(response, {"type": "ERROR", "object": failure.status()})
+                return
             await self._send(response, event, is_first)
-            is_first = False
+            is_first = is_first and event.type == "BOOKMARK"
             pending = self._read_next()
 
     def _read_next(self) -> asyncio.Future[CacheEvent]:
@@ -100,9 +161,6 @@ class WatchStreamer:
         if aclose is not None:
             with contextlib.suppress(BaseException):
                 await aclose()
-
-    def _next_bookmark(self) -> float | None:
-        return self.bookmark_interval if self.bookmark is not None else None
 
     async def _send(self, response: web.StreamResponse, event: CacheEvent, first: bool) -> None:
         await self._write(response, {"type": event.type, "object": self.render(event, first)})

@@ -4,6 +4,10 @@ One store watch over ``/registry/`` feeds a ``ResourceCache`` per resource type.
 that single stream carries every write, the last revision it delivered says how fresh
 *all* caches are, so a consistent read is simply: ask the store for its current revision,
 wait until the stream has passed it, answer from memory.
+
+Bookmarks travel in the same queue as a subscriber's events: a timer puts one in with
+the revision the cache has reached at that instant. Every event up to that revision was
+already queued before it, so a client that resumes from a bookmark misses nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ HISTORY = 10_000
 SUBSCRIBER_BUFFER = 10_000
 """A watcher this far behind is cut off, as kube-apiserver does, and must re-watch."""
 LIST_PAGE = 5_000
+BOOKMARK_INTERVAL = 60.0
+"""Seconds between BOOKMARKs to a watcher that allows them (kube-apiserver: one minute)."""
+PRE_TIMEOUT_BOOKMARK = 2.0
+"""A last BOOKMARK goes out this long before the watch's deadline, as upstream's cacher."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +54,56 @@ class CacheEvent:
     revision: int
 
 
+BOOKMARK = "BOOKMARK"
 Filter = Callable[[Obj], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Bookmarks:
+    """When a watcher gets BOOKMARKs: every ``interval`` seconds and shortly before
+    ``deadline`` (event-loop time; None when the watch has none), each carrying
+    ``revision()``, the revision up to which the cache has queued every event."""
+
+    interval: float
+    deadline: float | None
+    revision: Callable[[], int]
 
 
 class Subscription:
     """One client watch on one resource: a bounded queue the cache fills."""
 
-    def __init__(self, cache: ResourceCache, accepts: Filter) -> None:
+    def __init__(
+        self, cache: ResourceCache, accepts: Filter, bookmarks: Bookmarks | None = None
+    ) -> None:
         self.cache = cache
         self.accepts = accepts
         self.queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue()
         self.overflowed = False
+        self.bookmarks = bookmarks
+        self._timer: asyncio.TimerHandle | None = None
+        if bookmarks is not None:
+            self._schedule_bookmark()
+
+    def _schedule_bookmark(self) -> None:
+        """Arm the next BOOKMARK, as upstream's cacher: a heartbeat, or pre-timeout."""
+        assert self.bookmarks is not None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        at = now + self.bookmarks.interval
+        deadline = self.bookmarks.deadline
+        if deadline is not None and deadline - PRE_TIMEOUT_BOOKMARK > now:
+            at = min(at, deadline - PRE_TIMEOUT_BOOKMARK)
+        # Past the deadline (an in-process watch nobody times out): heartbeats only.
+        self._timer = loop.call_at(at, self._bookmark)
+
+    def _bookmark(self) -> None:
+        if self not in self.cache.subscribers or self.overflowed:
+            return
+        assert self.bookmarks is not None
+        revision = self.bookmarks.revision()
+        if revision > 0 and self.queue.qsize() < SUBSCRIBER_BUFFER:
+            self.queue.put_nowait(CacheEvent(BOOKMARK, bookmark_object(revision), None, revision))
+        self._schedule_bookmark()
 
     def offer(self, event: CacheEvent) -> None:
         translated = self.translate(event)
@@ -86,8 +133,25 @@ class Subscription:
         """The next event; None when the cache cut this watcher off (or is closing)."""
         return await self.queue.get()
 
+    def end(self) -> None:
+        """Tell the watcher its stream is over (it re-watches, or relists on 410)."""
+        self.queue.put_nowait(None)
+        self.close()
+
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         self.cache.subscribers.discard(self)
+
+
+def bookmark_object(revision: int, annotations: dict[str, str] | None = None) -> Obj:
+    """A BOOKMARK's object: only metadata.resourceVersion (kind and apiVersion are added
+    where objects are handed out), plus the initial-events-end annotation when it marks
+    the end of a streaming list."""
+    meta: Obj = {"resourceVersion": str(revision)}
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta}
 
 
 class ResourceCache:
@@ -111,8 +175,7 @@ class ResourceCache:
     def end_watches(self) -> None:
         """End every client watch (they resume elsewhere or after a restart)."""
         for subscriber in list(self.subscribers):
-            subscriber.queue.put_nowait(None)
-        self.subscribers.clear()
+            subscriber.end()
 
     def load(self, key: str, obj: Obj) -> None:
         self.objects[key] = obj
@@ -156,8 +219,8 @@ class ResourceCache:
         revisions = [e.revision for e in self.history]
         return list(self.history)[bisect.bisect_right(revisions, revision) :]
 
-    def subscribe(self, accepts: Filter) -> Subscription:
-        subscription = Subscription(self, accepts)
+    def subscribe(self, accepts: Filter, bookmarks: Bookmarks | None = None) -> Subscription:
+        subscription = Subscription(self, accepts, bookmarks)
         self.subscribers.add(subscription)
         return subscription
 
@@ -165,8 +228,15 @@ class ResourceCache:
 class WatchCache:
     """All resource caches, fed by one store watch; knows how fresh they are."""
 
-    def __init__(self, store: Store, resources: Iterable[ResourceInfo]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        resources: Iterable[ResourceInfo],
+        *,
+        bookmark_interval: float = BOOKMARK_INTERVAL,
+    ) -> None:
         self.store = store
+        self.bookmark_interval = bookmark_interval
         self.caches: dict[str, ResourceCache] = {}
         for info in resources:
             self.caches.setdefault(info.key_root, ResourceCache(info))
