@@ -74,6 +74,11 @@ def _kv(kv: Any) -> KeyValue:
     return KeyValue(kv.key.decode(), kv.value, kv.create_revision, kv.mod_revision)
 
 
+CHANNEL_OPTIONS = {"grpc.max_receive_message_length": 2**31 - 1}
+"""gRPC caps an answer at 4 MiB by default; a LIST of a few thousand objects is larger (kube's
+etcd client lifts the cap the same way)."""
+
+
 def _range_end(key: str) -> bytes:
     end = prefix_end(key)
     return end.encode() if end is not None else b"\0"
@@ -124,7 +129,9 @@ class EtcdStore:
             async with self._switch:
                 if self._client is None:
                     host, port = self._endpoints[self._index]
-                    self._client = aetcd.Client(host=host, port=port, timeout=self._timeout)
+                    self._client = aetcd.Client(
+                        host=host, port=port, timeout=self._timeout, options=CHANNEL_OPTIONS
+                    )
                     await self._client.connect()
                 client = self._client
         return client

@@ -149,6 +149,16 @@ async def test_list_is_ordered_and_bounded_by_prefix(store: Store, root: str) ->
     assert await store.count(root) == 5
 
 
+async def test_list_larger_than_a_grpc_message(store: Store, root: str) -> None:
+    """A whole LIST bigger than gRPC's default 4 MiB answer (a few thousand pods)."""
+    value = bytes(range(256)) * 4096  # 1 MiB, under etcd's 1.5 MiB request limit
+    for i in range(6):
+        await store.create(f"{root}big{i}", value)
+    result = await store.list(root)
+    assert [kv.key for kv in result.items] == [f"{root}big{i}" for i in range(6)]
+    assert all(kv.value == value for kv in result.items)
+
+
 async def test_list_skips_deleted_keys(store: Store, root: str) -> None:
     await store.create(root + "a", b"1")
     await store.create(root + "b", b"2")
