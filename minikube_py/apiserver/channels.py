@@ -211,8 +211,11 @@ def translated_for_v5(status: Obj) -> Obj:
     return internal_error("error stream protocol error: no ExitCode cause given")
 
 
-def _encode_status(protocol: str, status: Obj) -> bytes | None:
-    """v4/v5: the Status as JSON; v1: the message of a failure, nothing for success."""
+def encode_status(protocol: str, status: Obj) -> bytes | None:
+    """v4/v5: the Status as JSON; older: the message of a failure, nothing for success.
+
+    The same over SPDY, whose v2 and v3 (never offered over WebSocket) write text as v1.
+    """
     if protocol in _STATUS_AS_JSON:
         return json.dumps(status, separators=(",", ":")).encode()
     if status.get("status") == "Success":
@@ -334,7 +337,7 @@ class ChannelConnection:
             await self.ws.send_bytes(bytes((channel,)) + data)
 
     async def send_status(self, status: Obj) -> None:
-        encoded = _encode_status(self.protocol, status)
+        encoded = encode_status(self.protocol, status)
         if encoded is not None:
             await self._send(ERROR, encoded)
 

@@ -36,13 +36,13 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from aiohttp import WSMsgType, web
 
 from minikube_py import errors
-from minikube_py.apiserver import spdy
+from minikube_py.apiserver import spdy, spdyupgrade
 from minikube_py.apiserver.paths import ResourcePath
 from minikube_py.meta.objects import Obj, dig
 from minikube_py.registry.api import API
@@ -147,7 +147,7 @@ class PortForward:
             raise errors.BadRequest(
                 f"unable to forward port because pod is not running. Current status={phase}"
             )
-        if "upgrade" not in _tokens(request.headers.getall("Connection", [])):
+        if "upgrade" not in spdyupgrade.tokens(request.headers.getall("Connection", [])):
             raise errors.BadRequest("Upgrade request required")
         upgrade = request.headers.get("Upgrade", "").lower()
         if upgrade == "websocket":
@@ -171,7 +171,9 @@ class PortForward:
     async def _websocket(self, request: web.Request, pod: Obj, node: str) -> web.StreamResponse:
         if request.method != "GET":
             raise errors.MethodNotAllowed("a WebSocket upgrade must be a GET")
-        offered = _tokens(request.headers.getall("Sec-WebSocket-Protocol", []), lower=False)
+        offered = spdyupgrade.tokens(
+            request.headers.getall("Sec-WebSocket-Protocol", []), lower=False
+        )
         if SPDY_TUNNEL_PROTOCOL in offered:
             ws = _websocket_response(SPDY_TUNNEL_PROTOCOL, request)
             connector = await self._connector(node, pod)
@@ -194,36 +196,11 @@ class PortForward:
 
     async def _spdy_upgrade(self, request: web.Request, pod: Obj, node: str) -> web.StreamResponse:
         """The pre-WebSocket way (``httpstream.Handshake``, then the SPDY upgrade)."""
-        offered = _tokens(request.headers.getall("X-Stream-Protocol-Version", []), lower=False)
-        if not offered:
-            raise errors.BadRequest("unable to upgrade: X-Stream-Protocol-Version is required")
-        if PORT_FORWARD_PROTOCOL not in offered:
-            raise errors.Forbidden(
-                "unable to upgrade: unable to negotiate protocol: client supports"
-                f" [{' '.join(offered)}], server accepts [{PORT_FORWARD_PROTOCOL}]"
-            )
-        if "spdy/3.1" not in request.headers.get("Upgrade", "").lower():
-            raise errors.BadRequest("unable to upgrade: missing upgrade headers in request")
+        protocol = spdyupgrade.negotiate(request, (PORT_FORWARD_PROTOCOL,))
         connector = await self._connector(node, pod)
-        response = web.StreamResponse(
-            status=101,
-            headers={
-                "Connection": "Upgrade",
-                "Upgrade": "SPDY/3.1",
-                "X-Stream-Protocol-Version": PORT_FORWARD_PROTOCOL,
-            },
-        )
-        response.force_close()
-        inbound = _RawInput(request)
-        await response.prepare(request)
-        await SpdyForwarder(response.write, connector).serve(inbound.chunks())
-        return response
-
-
-def _tokens(values: list[str], *, lower: bool = True) -> list[str]:
-    """Comma-separated header values, split and trimmed (``Connection: keep-alive, Upgrade``)."""
-    found = [token.strip() for value in values for token in value.split(",")]
-    return [token.lower() if lower else token for token in found if token]
+        upgraded = await spdyupgrade.Upgraded.accept(request, protocol)
+        await SpdyForwarder(upgraded.write, connector).serve(upgraded.chunks())
+        return upgraded.response
 
 
 def parse_ports(values: list[str]) -> list[int]:
@@ -265,35 +242,6 @@ async def _binary_messages(ws: web.WebSocketResponse) -> AsyncIterator[bytes]:
             log.info("port-forward tunnel got a non-binary message", type=message.type.name)
             return
         yield message.data
-
-
-class _RawInput:
-    """The upgraded connection's bytes, taken from aiohttp's protocol like a WebSocket's.
-
-    aiohttp switches protocols only for ``websocket`` and ``tcp``; for ``SPDY/3.1`` it
-    would parse the client's frames as the next HTTP request. Installed as the payload
-    parser before the 101 goes out, this receives every later byte instead; its buffer
-    pauses the transport when the session falls behind.
-    """
-
-    def __init__(self, request: web.Request) -> None:
-        self._reader = asyncio.StreamReader(limit=READ_SIZE)
-        transport = request.transport
-        if transport is not None:
-            self._reader.set_transport(transport)
-        protocol: Any = request.protocol
-        protocol.set_parser(self)
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self._reader.feed_data(data)
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self._reader.feed_eof()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while chunk := await self._reader.read(READ_SIZE):
-            yield chunk
 
 
 class _Inbound:

@@ -5,8 +5,8 @@ API server checks only the pod: that it exists (404), the container (``container
 valid for pod p``, or the only one when none is named), and that it has a node (400 ``pod
 p does not have a host assigned``). These come back before any upgrade, as a Status that
 kubectl prints as ``Error from server (BadRequest): ...``. Only then must the request be
-an upgrade: a WebSocket (SPDY/3.1 is not spoken here; kubectl 1.30+ never needs it, as a
-Status answer is final for it), else 400 ``Upgrade request required``.
+an upgrade: a WebSocket, or the SPDY/3.1 upgrade of kubectl before 1.31 (and of 1.30 when
+its WebSocket is refused or turned off), else 400 ``Upgrade request required``.
 
 What the kubelet says is passed on as kube-apiserver 1.32 does, which depends on the
 subprotocol:
@@ -15,8 +15,9 @@ subprotocol:
   itself a client of the kubelet; a kubelet refusal arrives on the error channel as
   ``Internal error occurred: unable to upgrade connection: container not found ("c")``, and
   the final Status is reworded (:func:`channels.translated_for_v5`);
-- v4 and older (the Python client): the request is proxied to the kubelet, so a refusal
-  is the kubelet's own HTTP status and text, and its Status reaches the client unchanged.
+- v4 and older (the Python client), and SPDY (:mod:`spdyexec`): the request is proxied to
+  the kubelet, so a refusal is the kubelet's own HTTP status and text, and its Status
+  reaches the client unchanged.
 
 The kubelet is reached in-process when it runs in this process (a registered
 ``StreamService``), else as a WebSocket (v5, so that the end of stdin travels) to
@@ -38,7 +39,7 @@ import structlog
 from aiohttp import hdrs, web
 
 from minikube_py import errors
-from minikube_py.apiserver import channels
+from minikube_py.apiserver import channels, spdyexec, spdyupgrade
 from minikube_py.apiserver.channels import V5, ChannelConnection, Refused, StreamOptions
 from minikube_py.apiserver.nodeproxy import (
     UnknownError,
@@ -60,6 +61,14 @@ class LocalStreams(Protocol):
     async def open(
         self, kind: str, namespace: str, pod: str, container: str, options: StreamOptions
     ) -> channels.Session: ...
+
+
+class OpenConnection(Protocol):
+    """A client connection in use (a channel WebSocket or a SPDY session)."""
+
+    async def going_away(self) -> None:
+        """Close it now: the server is shutting down."""
+        ...
 
 
 class KubeletUnreachable(Exception):
@@ -198,7 +207,7 @@ class PodStreams:
         self.get_pod = get_pod
         self.get_node = get_node
         self.connections = connections
-        self._open: set[ChannelConnection] = set()
+        self._open: set[OpenConnection] = set()
 
     @classmethod
     def for_api(cls, api: API, connections: StreamConnections) -> PodStreams:
@@ -220,7 +229,8 @@ class PodStreams:
         if not node_name:
             raise errors.BadRequest(f"pod {name} does not have a host assigned")
         node = await self.get_node(node_name)
-        protocol = _protocol(request)
+        spdy_protocol = _spdy_protocol(request)  # never v5: refusals as for a proxied v4
+        protocol = spdy_protocol or _protocol(request)
         try:
             session = await self.connections.open(node, kind, namespace, name, container, options)
         except Refused as refusal:
@@ -234,9 +244,29 @@ class PodStreams:
                 raise UnknownError(message) from exc
             return await self._fail(request, protocol, options, message)
         try:
+            if spdy_protocol:
+                return await self._serve_spdy(request, spdy_protocol, options, session)
             return await self._serve(request, protocol, options, session)
         finally:
             await session.close()
+
+    async def _serve_spdy(
+        self,
+        request: web.Request,
+        protocol: str,
+        options: StreamOptions,
+        session: channels.Session,
+    ) -> web.StreamResponse:
+        upgraded = await spdyupgrade.Upgraded.accept(request, protocol)
+        streams = spdyexec.SpdyExec(protocol, options, upgraded.write, upgraded.abort)
+        self._open.add(streams)
+        try:
+            await streams.serve(upgraded.chunks(), session)
+        except Exception:  # the upgrade is done: a Status can no longer be answered
+            log.exception("SPDY stream relay failed", path=request.path)
+        finally:
+            self._open.discard(streams)
+        return upgraded.response
 
     async def _serve(
         self,
@@ -277,14 +307,20 @@ def _unchanged(status: Obj) -> Obj:
     return status
 
 
+def _spdy_protocol(request: web.Request) -> str:
+    """The protocol of a SPDY upgrade (or its refusal as a Status); "" for anything else.
+
+    Checked before the kubelet is asked, so that a request that cannot be switched never
+    starts a process.
+    """
+    if not spdyupgrade.requested(request):
+        return ""
+    return spdyupgrade.negotiate(request, spdyexec.PROTOCOLS)
+
+
 def _protocol(request: web.Request) -> str:
     """The subprotocol to speak, or the 400 kube-apiserver answers to a non-upgrade."""
     if not channels.is_websocket(request):
-        if request.headers.get(hdrs.UPGRADE, "").lower().startswith("spdy/"):
-            raise errors.BadRequest(
-                "SPDY/3.1 streams are not supported by this server: use a WebSocket client"
-                f" ({V5}, as kubectl 1.30+ does, or {channels.V4})"
-            )
         raise errors.BadRequest("Upgrade request required")
     try:
         return channels.negotiate(request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, ""))

@@ -490,7 +490,7 @@ async def test_what_is_answered_before_any_upgrade(cluster: Cluster) -> None:
             "box/exec?command=true&stdout=true",
             {"Connection": "Upgrade", "Upgrade": "SPDY/3.1"},
             400,
-            "SPDY/3.1 streams are not supported by this server",
+            "unable to upgrade: X-Stream-Protocol-Version is required",
         ),
         (
             "GET",
