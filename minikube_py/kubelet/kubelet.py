@@ -13,6 +13,7 @@ at once, instead of whenever its back-off would have ended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from minikube_py.client.interface import Client, Selection
 from minikube_py.client.workqueue import WorkQueue, work
 from minikube_py.kubelet.node import NodeAgent, NodeConfig
 from minikube_py.kubelet.probes import ProbeManager
-from minikube_py.kubelet.runtime.interface import ContainerRuntime, RuntimeUnavailable
+from minikube_py.kubelet.runtime.interface import ContainerRuntime, ItemState, RuntimeUnavailable
 from minikube_py.kubelet.server import LogService, kubelet_app, serve
 from minikube_py.kubelet.static import (
     API_ERRORS,
@@ -105,7 +106,7 @@ class Kubelet:
         )
         self.logs = LogService(runtime, self._known_pod)
         self.streams = StreamService(runtime, self._known_pod)
-        self._fingerprints: dict[str, tuple[object, ...]] = {}
+        self._fingerprints: dict[str, tuple[tuple[str, bool, str, str], ...]] = {}
         self.pods.on_change(self._pod_changed)
 
     def _known_pod(self, namespace: str, name: str) -> Obj | None:
@@ -136,6 +137,8 @@ class Kubelet:
             self.by_uid.pop(uid, None)
         else:
             self.by_uid[uid] = pod
+        if kind == "MODIFIED" and previous is not None and status_only(previous, pod):
+            return  # most often our own status write coming back: nothing to do for it
         self.queue.add(uid)
 
     async def run(self) -> None:
@@ -202,28 +205,54 @@ class Kubelet:
         log.warning("pod sync failed", uid=uid, error=f"{type(exc).__name__}: {exc}")
 
     async def _relist(self) -> None:
-        """Enqueue pods whose runtime state changed, and orphans, once per interval."""
+        """Enqueue pods whose runtime state changed, and orphans, once per interval.
+
+        One cheap listing (``states``) a round, whatever the number of pods: a new or gone
+        id, a state or sandbox IP that changed is enough to sync the pod, and the sync
+        looks closely (exit codes and all) at what it finds.
+        """
         while True:
-            try:
-                containers = await self.runtime.containers()
-                sandboxes = await self.runtime.sandboxes()
-            except RuntimeUnavailable:
-                await asyncio.sleep(self.config.relist_interval)
-                continue
-            seen: dict[str, list[object]] = {}
-            for c in containers:
-                seen.setdefault(c.pod.uid, []).append((c.id, c.state, c.exit_code))
-            for s in sandboxes:
-                seen.setdefault(s.pod.uid, []).append((s.id, s.ready, s.ip))
-            for uid, parts in seen.items():
-                fingerprint = tuple(sorted(map(repr, parts)))
-                known = uid in self.by_uid or self.static.owns(uid)
-                if self._fingerprints.get(uid) != fingerprint or not known:
-                    self._fingerprints[uid] = fingerprint
-                    self.queue.add(uid)
-            for uid in set(self._fingerprints) - set(seen):
-                del self._fingerprints[uid]
+            with contextlib.suppress(RuntimeUnavailable):  # the node agent tells of outages
+                self._notice(await self.runtime.states())
             await asyncio.sleep(self.config.relist_interval)
+
+    def _notice(self, items: list[ItemState]) -> None:
+        """Enqueue each pod whose listing differs from the last round's, orphans, and known
+        pods whose every sandbox and container is gone."""
+        seen: dict[str, list[tuple[str, bool, str, str]]] = {}
+        for item in items:
+            seen.setdefault(item.pod_uid, []).append(
+                (item.id, item.sandbox, item.state.value, item.ip)
+            )
+        for uid, parts in seen.items():
+            fingerprint = tuple(sorted(parts))
+            known = uid in self.by_uid or self.static.owns(uid)
+            if self._fingerprints.get(uid) != fingerprint or not known:
+                self._fingerprints[uid] = fingerprint
+                self.queue.add(uid)
+        for uid in set(self._fingerprints) - set(seen):  # all of it gone
+            del self._fingerprints[uid]
+            if uid in self.by_uid or self.static.owns(uid):  # removed behind our back
+                self.queue.add(uid)
+
+
+_WRITE_BOOKKEEPING = frozenset({"resourceVersion", "managedFields"})
+
+
+def status_only(before: Obj, after: Obj) -> bool:
+    """Whether a pod update changed nothing but its status (and what every write changes).
+
+    The kubelet's own status writes come back this way; like the real kubelet's pod config,
+    which passes such updates over, no sync is made for them: the pod's spec, labels,
+    annotations and deletion are what a sync acts on, and the runtime's changes come
+    through the relist.
+    """
+
+    def rest(pod: Obj) -> Obj:
+        meta = {k: v for k, v in (pod.get("metadata") or {}).items() if k not in _WRITE_BOOKKEEPING}
+        return {**{k: v for k, v in pod.items() if k != "status"}, "metadata": meta}
+
+    return rest(before) == rest(after)
 
 
 def default_root(data_dir: Path) -> Path:

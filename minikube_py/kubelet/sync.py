@@ -30,6 +30,7 @@ from minikube_py.kubelet.runtime.interface import (
     ImagePullError,
     ImageResult,
     PodRef,
+    PodSnapshot,
     PortMapping,
     SandboxConfig,
     SandboxStatus,
@@ -127,6 +128,34 @@ def pod_ref(pod: Obj) -> PodRef:
     return PodRef(str(meta["uid"]), str(meta["name"]), str(meta.get("namespace", "")))
 
 
+@dataclass
+class Held:
+    """What the runtime holds of one pod: read once as a sync begins, then kept up to date
+    by that sync's own writes instead of being read again after each of them.
+
+    Safe because a pod is synced by one worker at a time (its uid is one work-queue key)
+    and only its sync creates or removes its containers. A container that changes on its
+    own meanwhile (exits, is killed by a probe) is seen by the next relist, which syncs
+    the pod again.
+    """
+
+    sandboxes: list[SandboxStatus]
+    containers: list[ContainerStatus]
+
+    @classmethod
+    def of(cls, snapshot: PodSnapshot) -> Held:
+        return cls(list(snapshot.sandboxes), list(snapshot.containers))
+
+    def put(self, status: ContainerStatus | None) -> None:
+        """A container as the runtime reports it after this sync created or started it."""
+        if status is not None:
+            self.drop(status.id)
+            self.containers.append(status)
+
+    def drop(self, container_id: str) -> None:
+        self.containers = [c for c in self.containers if c.id != container_id]
+
+
 @dataclass(frozen=True)
 class PodSetup:
     """What a pod's containers are created with, made ready once per sync."""
@@ -160,6 +189,11 @@ class PodSyncer:
         self.clock = clock
         self.backoff = backoff or Backoff()
         self.started: dict[str, float] = {}
+        self.reported: dict[str, tuple[str, Obj]] = {}
+        """Per pod: the resourceVersion a status write was based on, and the status written.
+        A sync that follows at once may still see the pod as it was before that write (the
+        write comes back through the informer a moment later): saying the same again would
+        only be refused as a conflict."""
         self.probes = probes
         self.events = events
         self.mirrors = mirrors
@@ -181,12 +215,12 @@ class PodSyncer:
         """
         if self.probes is not None:
             self.probes.remove_pod(uid)
-        containers = await self.runtime.containers(uid)
-        running = [c for c in containers if c.state is ContainerState.RUNNING]
+        held = await self.runtime.snapshot(uid)
+        running = [c for c in held.containers if c.state is ContainerState.RUNNING]
         await asyncio.gather(*(self._stop(pod, c, grace) for c in running))
-        for container in containers:
+        for container in held.containers:
             await self.runtime.remove_container(container.id)
-        for sandbox in await self.runtime.sandboxes(uid):
+        for sandbox in held.sandboxes:
             await self.runtime.stop_sandbox(sandbox.id, 0)
             await self.runtime.remove_sandbox(sandbox.id)
         volumes.cleanup(self.root_dir, uid)
@@ -194,6 +228,7 @@ class PodSyncer:
         for key in [k for k in self.pull_errors if k[0] == uid]:
             del self.pull_errors[key]
         self.started.pop(uid, None)
+        self.reported.pop(uid, None)
 
     # -- the sync --
 
@@ -219,19 +254,18 @@ class PodSyncer:
             await self._past_deadline(pod)
             return None
         waiting: dict[str, tuple[str, str]] = {}
-        requeue = await self._converge(pod, waiting)
-        await self._report(pod, waiting)
+        held = Held.of(await self.runtime.snapshot(str(meta["uid"])))
+        requeue = await self._converge(pod, held, waiting)
+        await self._report(pod, held, waiting)
         if left is not None:
             requeue = min(requeue, left) if requeue is not None else left
         return requeue
 
-    async def _status(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> Obj:
-        """The pod's status from what the runtime holds now (probes and messages included)."""
+    async def _status(self, pod: Obj, held: Held, waiting: dict[str, tuple[str, str]]) -> Obj:
+        """The pod's status from what the runtime holds (probes and messages included)."""
         uid = str(pod["metadata"]["uid"])
-        sandboxes = sorted(await self.runtime.sandboxes(uid), key=lambda s: s.attempt)
-        latest, previous = newest(
-            await self._with_messages(pod, await self.runtime.containers(uid))
-        )
+        sandboxes = sorted(held.sandboxes, key=lambda s: s.attempt)
+        latest, previous = newest(await self._with_messages(pod, held.containers))
         sandbox = sandboxes[-1] if sandboxes else None
         ready = {name: status.state is ContainerState.RUNNING for name, status in latest.items()}
         if self.probes is not None:
@@ -274,12 +308,13 @@ class PodSyncer:
     async def _past_deadline(self, pod: Obj) -> None:
         """activeDeadlineSeconds ran out: stop the containers, the pod Failed for good."""
         grace = float(dig(pod, "spec", "terminationGracePeriodSeconds") or 30)
-        containers = await self.runtime.containers(str(pod["metadata"]["uid"]))
-        running = [c for c in containers if c.state is ContainerState.RUNNING]
+        uid = str(pod["metadata"]["uid"])
+        held = await self.runtime.snapshot(uid)
+        running = [c for c in held.containers if c.state is ContainerState.RUNNING]
         await asyncio.gather(*(self._stop(pod, c, grace) for c in running))
         self._event(pod, "Normal", "DeadlineExceeded", lifecycle.DEADLINE_MESSAGE)
         waiting: dict[str, tuple[str, str]] = {}
-        status = await self._status(pod, waiting)
+        status = await self._status(pod, Held.of(await self.runtime.snapshot(uid)), waiting)
         status.update(phase="Failed", reason="DeadlineExceeded", message=lifecycle.DEADLINE_MESSAGE)
         await self.client.update(
             PODS, pod["metadata"]["namespace"], {**pod, "status": status}, subresource="status"
@@ -294,7 +329,9 @@ class PodSyncer:
 
         return fetch
 
-    async def _converge(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> float | None:
+    async def _converge(
+        self, pod: Obj, held: Held, waiting: dict[str, tuple[str, str]]
+    ) -> float | None:
         uid = str(pod["metadata"]["uid"])
         fetch = await self._fetch(str(pod["metadata"].get("namespace", "")))
         try:
@@ -304,14 +341,12 @@ class PodSyncer:
                 message = f'MountVolume.SetUp failed for volume "{failure.volume}" : {failure}'
                 self._event(pod, "Warning", "FailedMount", message)
             return 2.0
-        sandbox = await self._ensure_sandbox(pod)
+        sandbox = await self._ensure_sandbox(pod, held)
         self.started.setdefault(uid, self.clock())
         setup = PodSetup(sandbox, host_volumes, fetch, self._hosts_file(pod, sandbox))
-        containers = await self.runtime.containers(uid)
-        current = [c for c in containers if c.attempt >= 0]
+        current = [c for c in held.containers if c.attempt >= 0]
         latest, _ = newest(current)
         spec = pod.get("spec") or {}
-        policy = str(spec.get("restartPolicy", "Always"))
         for init in spec.get("initContainers") or []:
             status = latest.get(str(init["name"]))
             if (
@@ -320,11 +355,11 @@ class PodSyncer:
                 and status.exit_code == 0
             ):
                 continue
-            return await self._advance(pod, init, status, setup, policy, waiting)
+            return await self._advance(pod, init, status, setup, held, waiting)
         delays = []
         for container in spec.get("containers") or []:
             status = latest.get(str(container["name"]))
-            delay = await self._advance(pod, container, status, setup, policy, waiting)
+            delay = await self._advance(pod, container, status, setup, held, waiting)
             if delay is not None:
                 delays.append(delay)
         return min(delays) if delays else None
@@ -341,17 +376,18 @@ class PodSyncer:
         ips = [self.host_ip] if host_network else [sandbox.ip]
         return str(volumes.write_hosts_file(self.root_dir, pod, ips, node_hosts=self.node_hosts))
 
-    async def _ensure_sandbox(self, pod: Obj) -> SandboxStatus:
+    async def _ensure_sandbox(self, pod: Obj, held: Held) -> SandboxStatus:
         ref = pod_ref(pod)
-        sandboxes = sorted(await self.runtime.sandboxes(ref.uid), key=lambda s: s.attempt)
+        sandboxes = sorted(held.sandboxes, key=lambda s: s.attempt)
         if sandboxes and sandboxes[-1].ready:
             return sandboxes[-1]
         attempt = sandboxes[-1].attempt + 1 if sandboxes else 0
         if sandboxes:  # a dead sandbox takes its containers with it
             self._event(pod, "Normal", "SandboxChanged", SANDBOX_CHANGED)
-            await self.teardown_containers(ref.uid)
+            await self.teardown_containers(held.containers)
             for old in sandboxes:
                 await self.runtime.remove_sandbox(old.id)
+            held.containers = []
         spec = pod.get("spec") or {}
         ports = tuple(
             PortMapping(
@@ -374,9 +410,9 @@ class PodSyncer:
             host_network=bool(spec.get("hostNetwork")),
             ports=ports,
         )
-        await self.runtime.run_sandbox(config)
-        found = [s for s in await self.runtime.sandboxes(ref.uid) if s.attempt == attempt]
-        return found[0]
+        sandbox = await self.runtime.run_sandbox(config)
+        held.sandboxes = [sandbox]
+        return sandbox
 
     async def _stop(self, pod: Obj | None, status: ContainerStatus, grace: float) -> None:
         started = self.clock()
@@ -392,8 +428,8 @@ class PodSyncer:
             )
         await self.runtime.stop_container(status.id, max(grace - (self.clock() - started), 0.0))
 
-    async def teardown_containers(self, uid: str) -> None:
-        for container in await self.runtime.containers(uid):
+    async def teardown_containers(self, containers: list[ContainerStatus]) -> None:
+        for container in containers:
             await self.runtime.stop_container(container.id, 0)
             await self.runtime.remove_container(container.id)
 
@@ -403,16 +439,18 @@ class PodSyncer:
         container: Obj,
         status: ContainerStatus | None,
         setup: PodSetup,
-        policy: str,
+        held: Held,
         waiting: dict[str, tuple[str, str]],
     ) -> float | None:
         """One container's next step; returns when to look again, if not on an event."""
         name = str(container["name"])
         uid = str(pod["metadata"]["uid"])
+        policy = str((pod.get("spec") or {}).get("restartPolicy", "Always"))
         if status is not None and status.state is ContainerState.RUNNING:
             return None
         if status is not None and status.state is ContainerState.CREATED:
             await self.runtime.start_container(status.id)
+            held.put(await self.runtime.container_status(status.id))
             return None
         killed = status is not None and status.id in self.probe_killed
         if status is not None and not killed and not should_restart(policy, status):
@@ -459,10 +497,11 @@ class PodSyncer:
         self._event(pod, "Normal", "Created", f"Created container {name}", field)
         await self.runtime.start_container(container_id)
         self._event(pod, "Normal", "Started", f"Started container {name}", field)
+        held.put(await self.runtime.container_status(container_id))
         if status is not None:
             self.probe_killed.discard(status.id)
             self.backoff.hit(key, now)
-            await self._prune(uid, name, keep=status.id)
+            await self._prune(held, name, keep=status.id)
         return None
 
     async def _pull(
@@ -535,23 +574,25 @@ class PodSyncer:
                 {"kind": "Pod", "apiVersion": "v1", **pod}, kind, reason, message, field
             )
 
-    async def _prune(self, uid: str, name: str, keep: str) -> None:
+    async def _prune(self, held: Held, name: str, keep: str) -> None:
         """Keep the newest and the previous attempt of a container; remove older ones."""
-        attempts = sorted(
-            (c for c in await self.runtime.containers(uid) if c.name == name),
-            key=lambda c: c.attempt,
-        )
+        attempts = sorted((c for c in held.containers if c.name == name), key=lambda c: c.attempt)
         for old in attempts[:-2]:
             if old.id != keep:
                 await self.runtime.remove_container(old.id)
+                held.drop(old.id)
 
-    async def _report(self, pod: Obj, waiting: dict[str, tuple[str, str]]) -> None:
-        status = await self._status(pod, waiting)
+    async def _report(self, pod: Obj, held: Held, waiting: dict[str, tuple[str, str]]) -> None:
+        status = await self._status(pod, held, waiting)
         if self.mirrors is not None and is_static(pod):
             self.mirrors.remember(pod, status)  # StaticPods writes it onto the mirror pod
             return
         if status == pod.get("status"):
             return
+        uid, base = str(pod["metadata"]["uid"]), str(pod["metadata"].get("resourceVersion"))
+        if self.reported.get(uid) == (base, status):  # written already; not seen back yet
+            return
         await self.client.update(
             PODS, pod["metadata"]["namespace"], {**pod, "status": status}, subresource="status"
         )
+        self.reported[uid] = (base, status)

@@ -27,8 +27,10 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerStatus,
     ImagePullError,
     ImageResult,
+    ItemState,
     Mount,
     PodRef,
+    PodSnapshot,
     PortMapping,
     RuntimeUnavailable,
     SandboxConfig,
@@ -64,7 +66,7 @@ def new_pod() -> PodRef:
 
 async def sandbox(runtime: DockerRuntime, pod: PodRef, **options: Any) -> str:
     config = SandboxConfig(pod=pod, attempt=0, hostname=pod.name, **options)
-    return await runtime.run_sandbox(config)
+    return (await runtime.run_sandbox(config)).id
 
 
 def busybox(pod: PodRef, name: str, *command: str, **options: Any) -> ContainerConfig:
@@ -101,6 +103,20 @@ async def run_to_exit(runtime: DockerRuntime, sandbox_id: str, config: Container
     return await logs(runtime, container_id)
 
 
+def count_calls(runtime: DockerRuntime) -> list[str]:
+    """Every Docker API call the runtime makes from now on, as ``METHOD path``."""
+    client = runtime._client()
+    calls: list[str] = []
+    through = client._do_query
+
+    async def counting(path: Any, method: str, **options: Any) -> Any:
+        calls.append(f"{method} {path}")
+        return await through(path, method, **options)
+
+    client._do_query = counting  # type: ignore[method-assign]
+    return calls
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -118,10 +134,17 @@ async def http_get(url: str) -> str:
 
 async def test_sandbox_runs_pause_with_an_ip(runtime: DockerRuntime, docker: DockerCLI) -> None:
     pod = new_pod()
-    sandbox_id = await sandbox(
-        runtime, pod, dns_servers=("10.96.0.10",), dns_searches=("test.svc.cluster.local",)
+    config = SandboxConfig(
+        pod=pod,
+        attempt=0,
+        hostname=pod.name,
+        dns_servers=("10.96.0.10",),
+        dns_searches=("test.svc.cluster.local",),
     )
+    started = await runtime.run_sandbox(config)
+    sandbox_id = started.id
     (status,) = await runtime.sandboxes(pod.uid)
+    assert started == status  # what run_sandbox tells is what a listing says after it
     assert (status.id, status.pod, status.attempt, status.ready) == (sandbox_id, pod, 0, True)
     assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", status.ip)
     assert abs(status.created_at - time.time()) < 60
@@ -300,7 +323,7 @@ async def test_state_is_readopted_from_labels(runtime: DockerRuntime, node_name:
         assert (status.id, status.name, status.attempt) == (container_id, "app", 2)
         assert status.state is ContainerState.RUNNING
         # a retried create of the same attempt adopts, never duplicates
-        assert await restarted.run_sandbox(SandboxConfig(pod, 0, pod.name)) == sandbox_id
+        assert (await restarted.run_sandbox(SandboxConfig(pod, 0, pod.name))).id == sandbox_id
         assert await restarted.create_container(sandbox_id, config) == container_id
         # ... but an exited one of that name is replaced
         await restarted.stop_container(container_id, 0)
@@ -312,6 +335,102 @@ async def test_state_is_readopted_from_labels(runtime: DockerRuntime, node_name:
     finally:
         await restarted.close()
         await other_node.close()
+
+
+# -- listings: the relist's cheap one, a sync's snapshot --
+
+
+async def test_states_tell_every_sandbox_and_container_in_one_call(
+    runtime: DockerRuntime, docker: DockerCLI, node_name: str
+) -> None:
+    pod, other = new_pod(), new_pod()
+    sandbox_id = await sandbox(runtime, pod)
+    running = await start(runtime, sandbox_id, busybox(pod, "app", "sleep", "3600"))
+    done = await start(runtime, sandbox_id, busybox(pod, "once", "true"))
+    await wait_exited(runtime, done)
+    created = await runtime.create_container(sandbox_id, busybox(pod, "later", "true"))
+    host_sandbox = await sandbox(runtime, other, host_network=True)
+    (pod_sandbox,) = await runtime.sandboxes(pod.uid)
+    stranger = DockerRuntime(node_name=f"{node_name}-other")
+    try:
+        await sandbox(stranger, new_pod())  # another node's: never in this node's listing
+        calls = count_calls(runtime)
+        states = await runtime.states()
+        assert len(calls) == 1
+        assert calls[0].startswith("GET containers/json")
+        assert sorted(states, key=lambda s: s.id) == sorted(
+            [
+                ItemState(sandbox_id, pod.uid, True, ContainerState.RUNNING, pod_sandbox.ip),
+                ItemState(running, pod.uid, False, ContainerState.RUNNING),
+                ItemState(done, pod.uid, False, ContainerState.EXITED),
+                ItemState(created, pod.uid, False, ContainerState.CREATED),
+                ItemState(host_sandbox, other.uid, True, ContainerState.RUNNING, ""),
+            ],
+            key=lambda s: s.id,
+        )
+        assert pod_sandbox.ip
+        await docker.run("kill", running)
+        await docker.run("rm", "-f", done)
+        expected = {
+            sandbox_id: ContainerState.RUNNING,
+            running: ContainerState.EXITED,
+            created: ContainerState.CREATED,
+        }
+
+        async def seen() -> bool:  # the kill is told a moment after `docker kill` returns
+            states = await runtime.states()
+            return {s.id: s.state for s in states if s.pod_uid == pod.uid} == expected
+
+        await wait_until(seen, within=15, interval=0.02, what="the kill and the removal listed")
+        await runtime.stop_sandbox(sandbox_id, 0)
+        (stopped,) = [s for s in await runtime.states() if s.id == sandbox_id]
+        assert (stopped.state, stopped.ip) == (ContainerState.EXITED, "")
+    finally:
+        await stranger.close()
+        await docker.sweep(f"{node_name}-other")
+
+
+async def test_snapshot_is_one_listing_and_an_inspect_each(runtime: DockerRuntime) -> None:
+    pod = new_pod()
+    sandbox_id = await sandbox(runtime, pod)
+    first = await start(runtime, sandbox_id, busybox(pod, "a", "sleep", "3600"))
+    await start(runtime, sandbox_id, busybox(pod, "b", "sh", "-c", "exit 3"))
+    await sandbox(runtime, new_pod())  # another pod's: not in this one's snapshot
+    expected = PodSnapshot(await runtime.sandboxes(pod.uid), await runtime.containers(pod.uid))
+    calls = count_calls(runtime)
+    assert await runtime.snapshot(pod.uid) == expected
+    assert [c.split("?")[0] for c in calls].count("GET containers/json") == 1
+    assert len(calls) == 4  # the listing, then the sandbox and its two containers
+    assert [c.name for c in expected.containers] == ["a", "b"]
+    assert await runtime.container_status(first) == expected.containers[0]
+    await runtime.remove_container(first)
+    assert await runtime.container_status(first) is None
+    assert await runtime.snapshot(new_pod().uid) == PodSnapshot([], [])
+
+
+async def test_pause_image_is_looked_up_once(docker: DockerCLI, node_name: str) -> None:
+    """Not for every pod; and if it goes away, the next sandbox says so as a pull error."""
+    pause = f"127.0.0.1:1/minikube-py-test/pause:{uuid.uuid4().hex[:8]}"  # nowhere to pull
+    await docker.run("tag", PAUSE, pause)
+    runtime = DockerRuntime(node_name=node_name, pause_image=pause)
+    try:
+        calls = count_calls(runtime)
+        await runtime.run_sandbox(SandboxConfig(new_pod(), 0, "a"))
+        assert sum(c.startswith("GET images/") for c in calls) == 1
+        calls.clear()
+        await runtime.run_sandbox(SandboxConfig(new_pod(), 0, "b"))
+        assert not [c for c in calls if c.startswith("GET images/")]
+        assert len(calls) == 3  # create, start, inspect
+        await docker.run("rmi", pause)
+        with pytest.raises(ImagePullError, match=re.escape(pause)):
+            await runtime.run_sandbox(SandboxConfig(new_pod(), 0, "c"))
+        await docker.run("tag", PAUSE, pause)
+        assert (await runtime.run_sandbox(SandboxConfig(new_pod(), 0, "d"))).ready
+    finally:
+        await runtime.close()
+        await docker.sweep(node_name)
+        with contextlib.suppress(AssertionError):
+            await docker.run("rmi", pause)
 
 
 async def test_stop_honours_sigterm_then_kills(runtime: DockerRuntime) -> None:

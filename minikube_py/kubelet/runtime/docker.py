@@ -33,8 +33,10 @@ from minikube_py.kubelet.runtime.docker_config import (
     Body,
     container_body,
     container_name,
+    is_sandbox,
     label_filters,
     parse_container,
+    parse_listed,
     parse_sandbox,
     sandbox_body,
     sandbox_name,
@@ -48,6 +50,8 @@ from minikube_py.kubelet.runtime.interface import (
     ExecSession,
     ImagePullError,
     ImageResult,
+    ItemState,
+    PodSnapshot,
     PullStarting,
     RuntimeUnavailable,
     SandboxConfig,
@@ -110,6 +114,9 @@ class DockerRuntime:
             raise ValueError(f"unsupported Docker host {self.docker_host!r} (unix:// or tcp://)")
         self._docker = docker
         self._owned = docker is None
+        self._pause_present = False
+        """The pause image was found (or pulled) once: not looked up again for every pod.
+        Should it be removed later, the sandbox's create says so and it is made again."""
 
     # -- the connection and its errors --
 
@@ -241,12 +248,24 @@ class DockerRuntime:
         with self._errors(f"create {name}"):
             return (await containers.create(body, name=name)).id
 
-    async def run_sandbox(self, config: SandboxConfig) -> str:
-        await self.ensure_image(self.pause_image, "IfNotPresent")
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        """Create and start the pause container, then inspect it once for its IP."""
         body = sandbox_body(config, image=self.pause_image, node_name=self.node_name)
-        sandbox_id = await self._create(sandbox_name(config.pod, config.attempt), body)
+        name = sandbox_name(config.pod, config.attempt)
+        if not self._pause_present:
+            await self.ensure_image(self.pause_image, "IfNotPresent")
+            self._pause_present = True
+        try:
+            sandbox_id = await self._create(name, body)
+        except DockerNotFound:  # the pause image went away since it was found
+            self._pause_present = False
+            await self.ensure_image(self.pause_image, "IfNotPresent")
+            self._pause_present = True
+            sandbox_id = await self._create(name, body)
         await self.start_container(sandbox_id)
-        return sandbox_id
+        with self._errors(f"inspect {name}"):
+            info = await self._client().containers.container(sandbox_id).show()
+        return parse_sandbox(info)
 
     async def create_container(self, sandbox_id: str, config: ContainerConfig) -> str:
         body = container_body(config, sandbox_id=sandbox_id, node_name=self.node_name)
@@ -288,11 +307,16 @@ class DockerRuntime:
 
     # -- listing --
 
-    async def _ids(self, kind: str, **match: str | None) -> list[str]:
+    async def _list(self, kind: str | None, **match: str | None) -> list[dict[str, Any]]:
+        """One ``GET /containers/json``: per container its id, labels, state and networks."""
         filters = label_filters(self.node_name, kind, **match)
-        with self._errors(f"list {kind}"):
+        with self._errors(f"list {kind or 'sandboxes and containers'}"):
             found = await self._client().containers.list(all=True, filters=filters)
-        return [item.id for item in found]
+        keys = ("Id", "Labels", "State", "NetworkSettings")
+        return [{key: item[key] for key in keys if key in item} for item in found]
+
+    async def _ids(self, kind: str, **match: str | None) -> list[str]:
+        return [str(entry["Id"]) for entry in await self._list(kind, **match)]
 
     async def _inspect_all(self, ids: list[str]) -> list[dict[str, Any]]:
         """Inspect concurrently; a container removed meanwhile is simply left out."""
@@ -313,6 +337,25 @@ class DockerRuntime:
     async def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
         infos = await self._inspect_all(await self._ids(TYPE_CONTAINER, pod_uid=pod_uid))
         return sorted(map(parse_container, infos), key=lambda c: (c.created_at, c.id))
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        found = await self._inspect_all([container_id])
+        return parse_container(found[0]) if found else None
+
+    async def snapshot(self, pod_uid: str) -> PodSnapshot:
+        """One listing of both kinds for the pod, then an inspect of each (concurrently)."""
+        ids = [str(entry["Id"]) for entry in await self._list(None, pod_uid=pod_uid)]
+        infos = await self._inspect_all(ids)
+        sandboxes = [parse_sandbox(i) for i in infos if is_sandbox(_labels_of(i))]
+        containers = [parse_container(i) for i in infos if not is_sandbox(_labels_of(i))]
+        return PodSnapshot(
+            sandboxes=sorted(sandboxes, key=lambda s: (s.created_at, s.id)),
+            containers=sorted(containers, key=lambda c: (c.created_at, c.id)),
+        )
+
+    async def states(self) -> list[ItemState]:
+        """One ``GET /containers/json`` of this node's sandboxes and containers, no inspect."""
+        return [parse_listed(entry) for entry in await self._list(None)]
 
     # -- logs and exec --
 
@@ -527,6 +570,10 @@ class DockerStreams:
     async def close(self) -> None:
         self._closed = True
         await self._stream.close()
+
+
+def _labels_of(info: dict[str, Any]) -> dict[str, str]:
+    return dict((info.get("Config") or {}).get("Labels") or {})
 
 
 def _pull_error(image: str, detail: str) -> ImagePullError:

@@ -26,6 +26,7 @@ from minikube_py.kubelet.runtime.interface import (
     ContainerConfig,
     ContainerState,
     ContainerStatus,
+    ItemState,
     PodRef,
     SandboxConfig,
     SandboxStatus,
@@ -100,14 +101,17 @@ def container_labels(config: ContainerConfig, sandbox_id: str, node_name: str) -
     return labels
 
 
-def label_filters(node_name: str, kind: str, **match: str | None) -> dict[str, list[str]]:
-    """A ``filters`` value for ``GET /containers/json``: ours, this node's, of one ``kind``.
+def label_filters(node_name: str, kind: str | None, **match: str | None) -> dict[str, list[str]]:
+    """A ``filters`` value for ``GET /containers/json``: ours, this node's, of one ``kind``
+    (of both, sandboxes and containers, when ``kind`` is None).
 
     ``match`` adds label conditions by interface key name (``pod_uid=``, ``sandbox_id=``);
     None values are left out, so callers pass optional filters straight through.
     """
     keys = {"pod_uid": POD_UID, "sandbox_id": SANDBOX_ID}
-    wanted = {MANAGED_BY: "true", NODE_NAME: node_name, CONTAINER_TYPE: kind}
+    wanted = {MANAGED_BY: "true", NODE_NAME: node_name}
+    if kind is not None:
+        wanted[CONTAINER_TYPE] = kind
     wanted.update({keys[k]: v for k, v in match.items() if v is not None})
     return {"label": [f"{k}={v}" for k, v in wanted.items()]}
 
@@ -273,6 +277,10 @@ def _attempt_from_name(name: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+def is_sandbox(labels: Mapping[str, str]) -> bool:
+    return labels.get(CONTAINER_TYPE) == TYPE_SANDBOX
+
+
 def _ip(info: Mapping[str, Any]) -> str:
     """The bridge IP; "" on the host network (the kubelet reports the node IP then)."""
     settings = info.get("NetworkSettings") or {}
@@ -336,4 +344,26 @@ def parse_container(info: Mapping[str, Any]) -> ContainerStatus:
         exit_code=int(state.get("ExitCode") or 0),
         reason=reason,
         message=str(state.get("Error") or ""),
+    )
+
+
+# -- list results --
+
+
+def parse_listed(entry: Mapping[str, Any]) -> ItemState:
+    """One entry of ``GET /containers/json`` (not an inspect): id, pod, kind, state, IP.
+
+    The listing's ``State`` is the same word as an inspect's ``State.Status``; its
+    ``NetworkSettings.Networks`` carries the same IPs.
+    """
+    labels = entry.get("Labels") or {}
+    sandbox = is_sandbox(labels)
+    word = str(entry.get("State", ""))
+    running = word == "running"
+    return ItemState(
+        id=str(entry["Id"]),
+        pod_uid=str(labels.get(POD_UID, "")),
+        sandbox=sandbox,
+        state=_STATES.get(word, ContainerState.UNKNOWN),
+        ip=_ip(entry) if sandbox and running else "",
     )

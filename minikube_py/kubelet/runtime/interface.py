@@ -131,6 +131,33 @@ class ContainerStatus:
 
 
 @dataclass(frozen=True)
+class PodSnapshot:
+    """All that the runtime holds of one pod, read at one moment: what a sync works from."""
+
+    sandboxes: list[SandboxStatus]
+    """Oldest first (as created)."""
+    containers: list[ContainerStatus]
+
+
+@dataclass(frozen=True)
+class ItemState:
+    """One sandbox or container as a cheap listing shows it: enough to see that something
+    changed (a new id, a state or an IP that differs), never what.
+
+    Exit codes, reasons and timestamps are left out on purpose: a Docker listing does not
+    have them (a full inspect would), and the state going to EXITED already says "look".
+    """
+
+    id: str
+    pod_uid: str
+    sandbox: bool
+    """A pod's sandbox (pause container); False: one of its containers."""
+    state: ContainerState
+    ip: str = ""
+    """A running sandbox's IP ("" on the host network, and for containers)."""
+
+
+@dataclass(frozen=True)
 class ExecResult:
     exit_code: int
     output: bytes
@@ -235,8 +262,9 @@ class ContainerRuntime(Protocol):
         """
         ...
 
-    async def run_sandbox(self, config: SandboxConfig) -> str:
-        """Create and start the pod's sandbox (pause container); its ID."""
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        """Create and start the pod's sandbox (pause container); its status once started
+        (with its IP), so the kubelet need not list the pod again to learn it."""
         ...
 
     async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None: ...
@@ -258,6 +286,22 @@ class ContainerRuntime(Protocol):
     async def remove_container(self, container_id: str) -> None: ...
 
     async def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]: ...
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        """One container's status now (after the kubelet created or started it); None if gone."""
+        ...
+
+    async def snapshot(self, pod_uid: str) -> PodSnapshot:
+        """The pod's sandboxes and containers together, in as few runtime calls as it takes."""
+        ...
+
+    async def states(self) -> list[ItemState]:
+        """Every sandbox and container of this node in one cheap call: the PLEG's relist.
+
+        Cheap is the point: it runs every second whatever the number of pods, so it must
+        not look at each container on its own.
+        """
+        ...
 
     def logs(
         self,

@@ -14,7 +14,7 @@ import itertools
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from minikube_py.kubelet.runtime.interface import (
     ContainerConfig,
@@ -23,6 +23,8 @@ from minikube_py.kubelet.runtime.interface import (
     ExecResult,
     ExecSession,
     ImageResult,
+    ItemState,
+    PodSnapshot,
     PullStarting,
     SandboxConfig,
     SandboxStatus,
@@ -54,9 +56,8 @@ def planned_exit(command: tuple[str, ...]) -> tuple[float, int] | None:
     return None
 
 
-@dataclass
-class _Sandbox:
-    status: SandboxStatus
+def _state(ready: bool) -> ContainerState:
+    return ContainerState.RUNNING if ready else ContainerState.EXITED
 
 
 class SimulatedRuntime:
@@ -86,14 +87,13 @@ class SimulatedRuntime:
         """Every image is "already present" on a simulated node: nothing is ever pulled."""
         return ImageResult(id=f"sha256:simulated-{image}")
 
-    async def run_sandbox(self, config: SandboxConfig) -> str:
+    async def run_sandbox(self, config: SandboxConfig) -> SandboxStatus:
         number = next(_ips)
         ip = f"10.{244 + self.subnet // 256}.{(number // 250) % 256}.{number % 250 + 2}"
         sandbox_id = self._id()
-        self._sandboxes[sandbox_id] = SandboxStatus(
-            sandbox_id, config.pod, config.attempt, True, ip, self.clock()
-        )
-        return sandbox_id
+        status = SandboxStatus(sandbox_id, config.pod, config.attempt, True, ip, self.clock())
+        self._sandboxes[sandbox_id] = status
+        return status
 
     async def stop_sandbox(self, sandbox_id: str, grace_seconds: float) -> None:
         found = self._sandboxes.get(sandbox_id)
@@ -150,6 +150,23 @@ class SimulatedRuntime:
     async def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
         self._finish_due()
         return [c for c in self._containers.values() if pod_uid in (None, c.pod.uid)]
+
+    async def container_status(self, container_id: str) -> ContainerStatus | None:
+        self._finish_due()
+        return self._containers.get(container_id)
+
+    async def snapshot(self, pod_uid: str) -> PodSnapshot:
+        return PodSnapshot(await self.sandboxes(pod_uid), await self.containers(pod_uid))
+
+    async def states(self) -> list[ItemState]:
+        """What the relist needs, from the same tables (the simulation is cheap anyway)."""
+        self._finish_due()
+        sandboxes = [
+            ItemState(s.id, s.pod.uid, True, _state(s.ready), s.ip if s.ready else "")
+            for s in self._sandboxes.values()
+        ]
+        containers = [ItemState(c.id, c.pod.uid, False, c.state) for c in self._containers.values()]
+        return sandboxes + containers
 
     def _finish_due(self) -> None:
         now = self.clock()
