@@ -402,11 +402,9 @@ class SpdyForwarder:
         # spdystream, kubectl's SPDY, does no flow control (see spdy.py): TCP and the
         # bounded buffers here are the only back-pressure, as between kubectl and kubelet.
         self.session = spdy.Session(client=False, flow_control=False)
-        self._send = send
+        self._outbox = spdy.Outbox(self.session, send)
         self._connector = connector
         self._creation_timeout = creation_timeout
-        self._lock = asyncio.Lock()
-        self._broken = False
         self._pairs: dict[str, _Pair] = {}
         self._by_stream: dict[int, _Pair] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -429,14 +427,7 @@ class SpdyForwarder:
 
     async def flush(self) -> bool:
         """Send what the session queued, in order; False once the client is gone."""
-        async with self._lock:
-            data = self.session.data_to_send()
-            if data and not self._broken:
-                try:
-                    await self._send(data)
-                except ConnectionError:
-                    self._broken = True
-        return not self._broken
+        return await self._outbox.flush()
 
     async def _on_event(self, event: spdy.Event, group: asyncio.TaskGroup) -> None:
         match event:

@@ -21,10 +21,11 @@ order. Header blocks are compressed when queued, so queue order is wire order by
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import struct
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 VERSION = 3
@@ -819,3 +820,28 @@ class Session:
 
 def _headers(headers: Mapping[str, Sequence[str]]) -> Headers:
     return {name.lower(): list(values) for name, values in headers.items()}
+
+
+class Outbox:
+    """Sends what a session queued, in order, over one connection (sessions are sans-IO).
+
+    One lock keeps concurrent flushers from interleaving frames; a client that went away
+    is remembered, so later flushes say so instead of raising.
+    """
+
+    def __init__(self, session: Session, send: Callable[[bytes], Awaitable[None]]) -> None:
+        self._session = session
+        self._send = send
+        self._lock = asyncio.Lock()
+        self.broken = False
+
+    async def flush(self) -> bool:
+        """Send what is queued; False once the client is gone."""
+        async with self._lock:
+            data = self._session.data_to_send()
+            if data and not self.broken:
+                try:
+                    await self._send(data)
+                except ConnectionError:
+                    self.broken = True
+        return not self.broken

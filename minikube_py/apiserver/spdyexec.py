@@ -106,12 +106,10 @@ class SpdyExec:
         self._expected = self.version.expected_streams(options)
         self._received = 0
         self._ready = asyncio.Event()
-        self._send = send
+        self._outbox = spdy.Outbox(self.session, send)
         self._abort = abort
         self._creation_timeout = creation_timeout
         self._finish_timeout = finish_timeout
-        self._lock = asyncio.Lock()
-        self._broken = False
         self._sizes = channels.ResizeDecoder()
 
     async def serve(
@@ -147,14 +145,7 @@ class SpdyExec:
 
     async def flush(self) -> bool:
         """Send what the session queued, in order; False once the client is gone."""
-        async with self._lock:
-            data = self.session.data_to_send()
-            if data and not self._broken:
-                try:
-                    await self._send(data)
-                except ConnectionError:
-                    self._broken = True
-        return not self._broken
+        return await self._outbox.flush()
 
     async def going_away(self) -> None:
         """The server is shutting down: GOAWAY, then close at once, whatever runs."""
