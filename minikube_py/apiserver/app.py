@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import platform
 from collections.abc import Awaitable, Callable
 
@@ -89,6 +90,12 @@ class APIServer:
         self.connections = NodeConnections()
         self.streams = StreamConnections()
         self.resources = ResourceHandlers(self.api, clock, self.connections, self.streams)
+        # What a path addresses depends only on the (fixed) catalog, and clients send the
+        # same collection and object paths over and over: parse each once. Unknown paths
+        # raise, and are not cached.
+        self._target = functools.lru_cache(maxsize=1024)(
+            functools.partial(parse, lookup=self.catalog.lookup)
+        )
         self.app = web.Application(
             middlewares=[status_errors], client_max_size=negotiation.MAX_BODY
         )
@@ -150,7 +157,7 @@ class APIServer:
         return web.Response(text="ok")
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        target = parse(request.path, self.catalog.lookup)
+        target = self._target(request.path)
         if isinstance(target, DiscoveryPath):
             if request.method != "GET":
                 raise errors.MethodNotAllowed(

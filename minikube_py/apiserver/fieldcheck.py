@@ -217,14 +217,27 @@ class _Duplicate(Exception):
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> None:
-    if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+    if len(pairs) > 1 and len(dict(pairs)) != len(pairs):
         raise _Duplicate
 
 
-def _has_duplicates(raw: bytes) -> bool:
-    """Whether any object in ``raw`` repeats a key (cheaper than decoding into pairs)."""
+_DUPLICATE_FINDER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+"""Built once: ``json.loads`` with a hook builds a decoder per call (every create pays it)."""
+
+
+def _has_duplicates(raw: bytes, decoded: Any) -> bool:
+    """Whether any object in ``raw`` (which decodes to ``decoded``) repeats a key.
+
+    A body that is, byte for byte, orjson's encoding of what it decodes to cannot: an
+    encoded dict has unique keys. Compact JSON (client-go's, orjson's) usually is, so
+    only other bodies pay for the decoder that sees every key (cheaper than decoding into
+    pairs). ``raw`` is UTF-8: it is a JSON body that orjson, which reads nothing else,
+    already decoded.
+    """
+    if orjson.dumps(decoded) == raw:
+        return False
     try:
-        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+        _DUPLICATE_FINDER.decode(raw.decode())
     except _Duplicate:
         return True
     except (ValueError, RecursionError):
@@ -343,7 +356,7 @@ def check_fields(
         return obj, []
     if patch is not None:
         problems = _patch_problems(found, patch, patch_type)
-    elif raw is not None and not found and not _has_duplicates(raw):
+    elif raw is not None and not found and not _has_duplicates(raw, obj):
         problems = []  # the usual body: nothing to report, no need to walk it in order
     elif raw is not None and (document := _pairs(raw)) is not None:
         report = _Report()

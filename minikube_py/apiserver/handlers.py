@@ -7,6 +7,7 @@ negotiation (JSON, YAML, Table, PartialObjectMetadata) and status codes.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from minikube_py.registry.listing import Page
 from minikube_py.registry.options import ListOptions
 
 NOT_ALLOWED = "the server does not allow this method on the requested resource"
+Handler = Callable[[web.Request, ResourcePath], Awaitable[web.StreamResponse]]
 
 
 class ResourceHandlers:
@@ -40,19 +42,33 @@ class ResourceHandlers:
         self.logs = PodLogs.for_api(api, connections)
         self.portforward = PortForward.for_api(api)
         self.streams = PodStreams.for_api(api, streams)
-
-    async def handle(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
-        method = request.method
-        if path.legacy_watch or (method == "GET" and query.is_watch(request.query)):
-            return await self._watch(request, path)
-        special = {
+        # Built once, not per request: which handler serves a subresource, or a verb on a
+        # collection or on one object.
+        self._special: dict[str, Handler] = {
             "scale": self._scale,
             "binding": self._binding,
             "log": self._log,
             "portforward": self.portforward.handle,
             "exec": self._stream,
             "attach": self._stream,
-        }.get(path.subresource)
+        }
+        self._on_collection: dict[str, Handler] = {
+            "GET": self._list,
+            "POST": self._create,
+            "DELETE": self._delete_collection,
+        }
+        self._on_object: dict[str, Handler] = {
+            "GET": self._get,
+            "PUT": self._update,
+            "PATCH": self._patch,
+            "DELETE": self._delete,
+        }
+
+    async def handle(self, request: web.Request, path: ResourcePath) -> web.StreamResponse:
+        method = request.method
+        if path.legacy_watch or (method == "GET" and query.is_watch(request.query)):
+            return await self._watch(request, path)
+        special = self._special.get(path.subresource)
         if special is not None:
             return await special(request, path)
         if path.subresource not in ("", "status", "finalize"):
@@ -60,16 +76,7 @@ class ResourceHandlers:
                 f"{path.info.plural}/{path.subresource} is served by the kubelet, which this"
                 " server cannot reach yet"
             )
-        if not path.name:
-            handler = {"GET": self._list, "POST": self._create, "DELETE": self._delete_collection}
-        else:
-            handler = {
-                "GET": self._get,
-                "PUT": self._update,
-                "PATCH": self._patch,
-                "DELETE": self._delete,
-            }
-        chosen = handler.get(method)
+        chosen = (self._on_object if path.name else self._on_collection).get(method)
         if chosen is None:
             raise errors.MethodNotAllowed(NOT_ALLOWED)
         return await chosen(request, path)

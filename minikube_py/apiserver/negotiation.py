@@ -7,6 +7,7 @@ a loader that measures the document as it would expand (aliases included), so a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,13 @@ class Output:
     as_version: str = ""
 
 
+@functools.lru_cache(maxsize=256)
 def choose_output(accept: str, *, allow_table: bool = True) -> Output:
-    """The first acceptable media range in the client's order, as kube-apiserver does."""
+    """The first acceptable media range in the client's order, as kube-apiserver does.
+
+    Cached: a client sends the same Accept header with every request (an unacceptable one
+    raises, and is not cached).
+    """
     if not accept.strip():
         return Output("json")
     for media in parse_accept(accept):

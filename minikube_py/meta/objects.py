@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -72,12 +72,28 @@ def dig(obj: Any, *path: str | int) -> Any:
 
 
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in its 8-4-4-4-12 text form, as every object's uid.
+
+    Formatted straight from 16 random bytes: ``str(uuid.uuid4())`` gives the same text but
+    goes through a UUID object and 128-bit integer arithmetic, over twice the cost on a path
+    every create takes.
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def format_time(moment: float) -> str:
     """RFC 3339 with second precision and a Z, as metav1.Time marshals."""
-    return dt.datetime.fromtimestamp(int(moment), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _format_second(int(moment))
+
+
+@functools.lru_cache(maxsize=256)
+def _format_second(second: int) -> str:
+    """Cached: timestamps are nearly always "now", so a busy second formats once."""
+    return dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_micro_time(moment: float) -> str:

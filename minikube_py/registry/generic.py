@@ -122,7 +122,8 @@ class Registry:
             raise errors.BadRequest("resourceVersion should not be set on objects to be created")
         for derived in ("selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"):
             meta.pop(derived, None)
-        meta.setdefault("uid", new_uid())
+        if "uid" not in meta:
+            meta["uid"] = new_uid()
         meta["creationTimestamp"] = format_time(self.clock())
         if not meta.get("name") and meta.get("generateName"):
             suffix = "".join(random.choices(GENERATE_ALPHABET, k=5))

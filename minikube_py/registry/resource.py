@@ -41,6 +41,12 @@ class ResourceInfo:
     """The kube-apiserver etcd directory, when it differs from the plural (nodes: minions)."""
     singular: str = field(default="")
 
+    def __hash__(self) -> int:
+        """By the three fields that name a resource (equal infos share them, as a hash
+        requires): registries look a resource up by its info on every request, and the
+        generated hash would hash every field, subresources and all, each time."""
+        return hash((self.group, self.version, self.plural))
+
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version

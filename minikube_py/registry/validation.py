@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -43,16 +44,37 @@ def _labels(labels: Any) -> list[FieldError]:
         return [errors.invalid("metadata.labels", labels, "must be a map of strings")]
     problems = []
     for key, value in labels.items():
-        problems += [
-            errors.invalid("metadata.labels", key, m) for m in names.is_qualified_name(key)
-        ]
+        problems += [errors.invalid("metadata.labels", key, m) for m in _qualified_name(key)]
         if not isinstance(value, str):
             problems.append(errors.invalid("metadata.labels", value, "must be a string"))
             continue
-        problems += [
-            errors.invalid("metadata.labels", value, m) for m in names.is_label_value(value)
-        ]
+        problems += [errors.invalid("metadata.labels", value, m) for m in _label_value(value)]
     return problems
+
+
+Verdict = Callable[[str], tuple[str, ...]]
+CACHED_LENGTH = 320
+"""Longest text whose verdict is remembered: any valid qualified name (253 + 1 + 63) fits."""
+
+
+def _remembered(check: Callable[[str], list[str]]) -> Verdict:
+    """``check`` with its verdicts cached, for texts that repeat from object to object.
+
+    Label keys and values, annotation keys and finalizers recur (every pod of a Deployment
+    carries the same ones), unlike names. Only short texts are remembered, so that a
+    client cannot fill memory with long (and invalid anyway) ones.
+    """
+    cached = functools.lru_cache(maxsize=4096)(lambda text: tuple(check(text)))
+
+    def verdict(text: str) -> tuple[str, ...]:
+        return cached(text) if len(text) <= CACHED_LENGTH else tuple(check(text))
+
+    return verdict
+
+
+_qualified_name = _remembered(names.is_qualified_name)
+_label_value = _remembered(names.is_label_value)
+_annotation_key = _remembered(names.annotation_key_errors)
 
 
 def _annotations(annotations: Any) -> list[FieldError]:
@@ -62,9 +84,7 @@ def _annotations(annotations: Any) -> list[FieldError]:
         return [errors.invalid("metadata.annotations", annotations, "must be a map of strings")]
     problems = []
     for key in annotations:
-        problems += [
-            errors.invalid("metadata.annotations", key, m) for m in names.annotation_key_errors(key)
-        ]
+        problems += [errors.invalid("metadata.annotations", key, m) for m in _annotation_key(key)]
     for message in names.annotations_size_errors(annotations):
         problems.append(FieldError("FieldValueTooLong", "metadata.annotations", message))
     return problems
@@ -81,8 +101,7 @@ def _finalizers(finalizers: Any) -> list[FieldError]:
             problems.append(errors.invalid(f"metadata.finalizers[{i}]", item, "must be a string"))
         else:
             problems += [
-                errors.invalid(f"metadata.finalizers[{i}]", item, m)
-                for m in names.is_qualified_name(item)
+                errors.invalid(f"metadata.finalizers[{i}]", item, m) for m in _qualified_name(item)
             ]
     return problems
 

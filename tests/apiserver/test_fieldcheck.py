@@ -194,6 +194,31 @@ def test_duplicate_map_keys_are_reported() -> None:
     assert obj["data"] == {"a": "2"}
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"apiVersion":"v1","kind":"ConfigMap","data":{"a":"1","\\u0061":"2"}}',
+        b'{"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1", "a": "2"}}',
+        b'{"apiVersion":"v1","kind":"ConfigMap","data":{"a":1.0e0,"a":"2"}}',
+    ],
+    ids=["escaped-key", "spaced", "float-spelling"],
+)
+def test_duplicates_are_found_in_any_spelling(raw: bytes) -> None:
+    """Only a body that is exactly the compact encoding of what it decodes to skips the
+    duplicate scan; escapes, spaces and other spellings still go through it."""
+    assert check(raw, "Ignore")[0]["data"] == {"a": "2"}
+    assert check(raw)[1] == ['duplicate field "data.a"']
+
+
+def test_a_compact_body_without_duplicates_has_no_problems() -> None:
+    raw = b'{"apiVersion":"v1","kind":"ConfigMap","data":{"a":"1","b":"\xc3\xa9"}}'
+    assert orjson.dumps(orjson.loads(raw)) == raw  # the case the scan is skipped for
+    assert check(raw, "Strict") == (
+        {"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1", "b": "\u00e9"}},
+        [],
+    )
+
+
 def test_a_key_unknown_and_repeated_is_reported_once() -> None:
     raw = b'{"apiVersion":"v1","kind":"ConfigMap","zz":1,"zz":2}'
     assert check(raw)[1] == ['unknown field "zz"']

@@ -153,8 +153,9 @@ class Pods(ObjectStrategy):
         tolerations = spec.setdefault("tolerations", [])
         if not isinstance(tolerations, list):
             return
+        present = {t.get("key") for t in tolerations if isinstance(t, dict)}
         for key in DEFAULT_TOLERATIONS:
-            if not any(isinstance(t, dict) and t.get("key") == key for t in tolerations):
+            if key not in present:
                 tolerations.append(
                     {
                         "key": key,
