@@ -41,6 +41,7 @@ from minikube_py.apiserver.protobuf_wire import (
     iter_fields,
     packed_varints,
 )
+from minikube_py.meta.durations import go_duration
 
 __all__ = ["MAGIC", "MEDIA_TYPE", "ProtobufError", "UnsupportedKindError", "decode"]
 
@@ -319,31 +320,6 @@ def _rfc3339(seconds: int, micros: int, path: str, *, micro: bool = False) -> st
 def _duration(decoder: _Decoder, spans: list[Span], path: str) -> str:
     """metav1.Duration {duration 1: nanoseconds}, written as Go's time.Duration.String()."""
     return go_duration(_last_int(decoder.fields(spans), 1, path))
-
-
-def go_duration(nanos: int) -> str:
-    """Go's ``time.Duration.String``: ``1h2m3.5s``, ``1.5ms``, ``0s``."""
-    if nanos == 0:
-        return "0s"
-    sign, value = ("-" if nanos < 0 else ""), abs(nanos)
-    if value < 1_000_000_000:
-        unit, digits = ("ns", 0) if value < 1_000 else ("µs", 3) if value < 1_000_000 else ("ms", 6)
-        return f"{sign}{_fraction(value, digits)}{unit}"
-    whole, rest = divmod(value, 1_000_000_000)
-    text = f"{_fraction(whole % 60 * 1_000_000_000 + rest, 9)}s"
-    minutes = whole // 60
-    if minutes:
-        text = f"{minutes % 60}m{text}"
-        if minutes // 60:
-            text = f"{minutes // 60}h{text}"
-    return sign + text
-
-
-def _fraction(value: int, digits: int) -> str:
-    """``value / 10**digits`` without trailing zeros (and without a point for whole numbers)."""
-    whole, rest = divmod(value, 10**digits)
-    decimals = f"{rest:0{digits}d}".rstrip("0") if digits else ""
-    return f"{whole}.{decimals}" if decimals else str(whole)
 
 
 def _quantity(decoder: _Decoder, spans: list[Span], path: str) -> str:

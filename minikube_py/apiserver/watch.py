@@ -57,9 +57,9 @@ def watch_options(
 ) -> ListOptions:
     """A watch's options, checked as kube-apiserver checks them, with a concrete timeout.
 
-    ``sendInitialEvents=true`` (which requires ``resourceVersionMatch=NotOlderThan``) is
-    passed on as that match: the registry then streams the list. ``false`` means the
-    changes after ``resourceVersion``, or after ``current()`` when none is given.
+    ``sendInitialEvents=true`` (which requires ``resourceVersionMatch=NotOlderThan``)
+    makes the registry stream the list first. ``false`` means the changes after
+    ``resourceVersion``, or after ``current()`` when none is given.
     """
     initial = send_initial_events(query)
     match = options.resource_version_match
@@ -90,6 +90,8 @@ def watch_options(
         if start in ("", "0"):
             start = str(current())
         checked = dataclasses.replace(checked, resource_version=start, resource_version_match="")
+    elif initial:
+        checked = dataclasses.replace(checked, send_initial_events=True)
     return checked
 
 

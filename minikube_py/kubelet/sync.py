@@ -37,6 +37,7 @@ from minikube_py.kubelet.runtime.interface import (
 )
 from minikube_py.kubelet.static import MirrorPods, is_static
 from minikube_py.kubelet.volumes import MountFailed, VolumeError
+from minikube_py.meta import durations
 from minikube_py.meta.objects import Obj, dig
 from minikube_py.registry.kinds import catalog
 
@@ -58,15 +59,7 @@ SANDBOX_CHANGED = "Pod sandbox changed, it will be killed and re-created."
 def go_duration(seconds: float) -> str:
     """Go's ``time.Duration.String`` cut to milliseconds, as the kubelet's messages show
     durations: ``523ms``, ``1.234s``, ``1m20s``, ``5m0s``."""
-    millis = int(seconds * 1000)
-    if millis < 1000:
-        return f"{millis}ms" if millis > 0 else "0s"
-    minutes, millis = divmod(millis, 60_000)
-    hours, minutes = divmod(minutes, 60)
-    text = f"{millis // 1000}.{millis % 1000:03d}".rstrip("0").rstrip(".") + "s"
-    if minutes or hours:
-        text = f"{minutes}m{text}"
-    return f"{hours}h{text}" if hours else text
+    return durations.go_duration(int(seconds * 1000) * 1_000_000)
 
 
 def field_path(pod: Obj, name: str) -> str:

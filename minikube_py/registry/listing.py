@@ -258,13 +258,12 @@ class Lister:
         """Events for one client; raises Expired (before the first event) if too old.
 
         With ``allow_bookmarks``, BOOKMARK events come in line with the others. A watch
-        with ``resourceVersionMatch=NotOlderThan`` is a streaming list (the API layer
-        lets that through only with ``sendInitialEvents=true``): the state at least as
-        new as ``resourceVersion`` (a consistent read when unset) as ADDED events, then
-        a BOOKMARK annotated ``k8s.io/initial-events-end`` at that state's revision.
+        with ``send_initial_events`` is a streaming list: the state at least as new as
+        ``resourceVersion`` (a consistent read when unset) as ADDED events, then a
+        BOOKMARK annotated ``k8s.io/initial-events-end`` at that state's revision.
         """
         accepts = make_filter(self.info, namespace, options)
-        streaming = options.resource_version_match == NOT_OLDER_THAN
+        streaming = options.send_initial_events
         if streaming or options.resource_version not in ("", "0"):
             await self._wait_fresh(options)  # a future resourceVersion: wait, or 504
         await self.watch_cache.ready.wait()

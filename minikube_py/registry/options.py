@@ -25,6 +25,8 @@ class ListOptions:
     resource_version_match: str = ""
     timeout_seconds: int | None = None
     allow_bookmarks: bool = False
+    send_initial_events: bool = False
+    """A watch that first streams the current state (``sendInitialEvents=true``)."""
 
 
 @dataclass(frozen=True)
